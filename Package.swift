@@ -1,0 +1,74 @@
+// swift-tools-version: 6.1
+// Shoal: a userspace networking engine for clusters of container hosts.
+// Targets follow ../shared/DESIGN.md §4; arrows there are the only imports allowed here.
+import PackageDescription
+
+let package = Package(
+    name: "Shoal",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "shoal", targets: ["shoal"]),
+        .library(name: "Wire", targets: ["Wire"]),
+        .library(name: "HostNet", targets: ["HostNet"]),
+        .library(name: "Lab", targets: ["Lab"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // System libraries, linked through module maps and pkg-config.
+        .systemLibrary(
+            name: "CLibMnl", pkgConfig: "libmnl",
+            providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(
+            name: "CLibPcap", pkgConfig: "libpcap",
+            providers: [.apt(["libpcap-dev"])]),
+        // C shims only for what Swift cannot call directly (variadic ioctl, libmnl macros, setns/mount).
+        .target(name: "CShoal", dependencies: ["CLibMnl"]),
+
+        .target(name: "Wire"),
+        .target(
+            name: "HostNet",
+            dependencies: [
+                "CShoal", "CLibMnl", "CLibPcap", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .target(name: "Overlay", dependencies: ["Wire", "HostNet"]),
+        .target(name: "IngressLB", dependencies: ["Wire", "Overlay"]),
+        .target(name: "ServiceDNS", dependencies: ["Wire", "HostNet"]),
+        .target(name: "Gossip"),
+        .target(name: "Raft"),
+        .target(name: "ControlPlane", dependencies: ["Raft"]),
+        .target(
+            name: "Agent",
+            dependencies: [
+                "Wire", "HostNet", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Raft", "ControlPlane",
+            ]),
+        .target(
+            name: "Lab",
+            dependencies: [
+                "HostNet", "Wire",
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        .executableTarget(
+            name: "shoal",
+            dependencies: [
+                "Wire", "HostNet", "Lab", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Raft",
+                "ControlPlane", "Agent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .testTarget(name: "WireTests", dependencies: ["Wire", "HostNet"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "HostNetTests", dependencies: ["HostNet", "Wire"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "HostNet", "Wire"]),
+        .testTarget(name: "OverlayTests", dependencies: ["Overlay"]),
+        .testTarget(name: "IngressLBTests", dependencies: ["IngressLB"]),
+        .testTarget(name: "ServiceDNSTests", dependencies: ["ServiceDNS"]),
+        .testTarget(name: "GossipTests", dependencies: ["Gossip"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft"]),
+        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent"]),
+    ]
+)

@@ -1,0 +1,147 @@
+import Glibc
+
+/// A child process started inside a network namespace (`ip netns exec` without the mount
+/// namespace part): `posix_spawn` runs on the calling thread while that thread is inside the
+/// namespace, and the child inherits it.
+public final class NamespacedProcess: @unchecked Sendable {
+    /// The child's process id.
+    public let pid: pid_t
+    /// The command line, for messages.
+    public let arguments: [String]
+    private var outputDescriptor: Int32
+    private var exitStatus: Int32?
+
+    /// What a finished process left behind.
+    public struct Result: Sendable {
+        /// The exit code, or 128 + signal number when it was killed.
+        public var status: Int32
+        /// Standard output and standard error, interleaved.
+        public var output: String
+        /// True when ``NamespacedProcess/run(_:in:timeoutSeconds:)`` had to kill it.
+        public var timedOut: Bool
+    }
+
+    /// Starts `arguments[0]` (searched in `PATH`) in `namespace` (the caller's when nil) with
+    /// standard output and error going to a pipe this object reads, or to `/dev/null` when
+    /// `captureOutput` is false.
+    public init(_ arguments: [String], in namespace: NetworkNamespace? = nil, captureOutput: Bool = true)
+        throws(HostNetError)
+    {
+        precondition(!arguments.isEmpty, "empty command line")
+        self.arguments = arguments
+        var pipeEnds: [Int32] = [-1, -1]
+        if captureOutput {
+            try checkErrno(pipe(&pipeEnds), "create pipe", arguments[0])
+            for end in pipeEnds { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+        } else {
+            pipeEnds[1] = try checkErrno(open("/dev/null", O_WRONLY | O_CLOEXEC), "open /dev/null", arguments[0])
+        }
+        defer { Glibc.close(pipeEnds[1]) }
+        outputDescriptor = pipeEnds[0]
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let spawn = { posix_spawnp(&child, argv[0]!, &actions, nil, argv, environ) }
+        let result: Int32
+        if let namespace {
+            do { result = try namespace.run(spawn) } catch let error as HostNetError {
+                if pipeEnds[0] >= 0 { Glibc.close(pipeEnds[0]) }
+                throw error
+            } catch { result = EINVAL }
+        } else {
+            result = spawn()
+        }
+        if result != 0 {
+            if pipeEnds[0] >= 0 { Glibc.close(pipeEnds[0]) }
+            throw HostNetError("spawn", arguments.joined(separator: " "), errno: result)
+        }
+        pid = child
+    }
+
+    deinit {
+        if exitStatus == nil {
+            kill(pid, SIGKILL)
+            _ = reap(blocking: true)
+        }
+        if outputDescriptor >= 0 { Glibc.close(outputDescriptor) }
+    }
+
+    /// Sends a signal to the child.
+    public func signal(_ number: Int32) { if exitStatus == nil { kill(pid, number) } }
+
+    /// True while the child has not exited.
+    public var isRunning: Bool { exitStatus == nil && reap(blocking: false) == nil }
+
+    /// Waits for the child, reading its output, for at most `timeoutSeconds`; kills it then.
+    public func wait(timeoutSeconds: Double) -> Result {
+        var output: [UInt8] = []
+        var timedOut = false
+        let deadline = monotonicSeconds() + timeoutSeconds
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        // Bounded by the deadline: each pass either reads, sees EOF, or waits ≤ 100 ms.
+        while outputDescriptor >= 0 {
+            let remaining = deadline - monotonicSeconds()
+            if remaining <= 0 {
+                timedOut = true
+                break
+            }
+            var entry = pollfd(fd: outputDescriptor, events: Int16(POLLIN), revents: 0)
+            if poll(&entry, 1, Int32(min(remaining, 0.1) * 1000) + 1) <= 0 { continue }
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(outputDescriptor, $0.baseAddress, $0.count) }
+            if count > 0 {
+                output.append(contentsOf: chunk[0..<count])
+            } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                Glibc.close(outputDescriptor)
+                outputDescriptor = -1
+            }
+        }
+        if outputDescriptor < 0 {
+            // Output closed: the child is exiting (or closed its output); give it the rest of the time.
+            while reap(blocking: false) == nil {
+                if monotonicSeconds() >= deadline {
+                    timedOut = true
+                    break
+                }
+                usleep(2000)
+            }
+        }
+        if timedOut || exitStatus == nil {
+            kill(pid, SIGKILL)
+            _ = reap(blocking: true)
+        }
+        return Result(status: exitStatus ?? -1, output: String(decoding: output, as: UTF8.self), timedOut: timedOut)
+    }
+
+    /// Runs a command to completion in `namespace` and returns its status and output.
+    public static func run(_ arguments: [String], in namespace: NetworkNamespace? = nil, timeoutSeconds: Double = 30)
+        throws(HostNetError) -> Result
+    {
+        try NamespacedProcess(arguments, in: namespace).wait(timeoutSeconds: timeoutSeconds)
+    }
+
+    @discardableResult
+    private func reap(blocking: Bool) -> Int32? {
+        if let exitStatus { return exitStatus }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+        guard result == pid else { return nil }
+        let signalNumber = status & 0x7F
+        exitStatus = signalNumber == 0 ? (status >> 8) & 0xFF : 128 + signalNumber
+        return exitStatus
+    }
+}
+
+/// Seconds on the monotonic clock.
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}

@@ -1,0 +1,36 @@
+// Big-endian field access at fixed offsets. The views call these only after validating that the
+// offsets are inside the buffer, so the unchecked loads never read out of bounds.
+
+extension UnsafeMutableRawBufferPointer {
+    @inlinable @inline(__always)
+    func loadBigEndian16(at offset: Int) -> UInt16 {
+        UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+    }
+
+    @inlinable @inline(__always)
+    func loadBigEndian32(at offset: Int) -> UInt32 {
+        UInt32(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    @inlinable @inline(__always)
+    func storeBigEndian16(_ value: UInt16, at offset: Int) {
+        storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt16.self)
+    }
+
+    @inlinable @inline(__always)
+    func storeBigEndian32(_ value: UInt32, at offset: Int) {
+        storeBytes(of: value.bigEndian, toByteOffset: offset, as: UInt32.self)
+    }
+
+    /// The bytes from `start` to `end`, as a buffer of their own (indices from 0).
+    @inlinable @inline(__always)
+    func slice(_ start: Int, _ end: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(rebasing: self[start..<end])
+    }
+
+    /// Fails with `.truncated` unless the buffer holds at least `needed` bytes.
+    @inlinable @inline(__always)
+    func require(_ needed: Int, _ layer: WireLayer) throws(WireError) {
+        if count < needed { throw .truncated(layer, needed: needed, available: count) }
+    }
+}

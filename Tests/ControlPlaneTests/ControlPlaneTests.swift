@@ -1,0 +1,1 @@
+// Tests for ControlPlane arrive with its implementation.

@@ -1,0 +1,1 @@
+// Tests for Gossip arrive with its implementation.

@@ -1,0 +1,1 @@
+// Tests for IngressLB arrive with its implementation.

@@ -1,0 +1,1 @@
+// Tests for Overlay arrive with its implementation.

@@ -1,0 +1,1 @@
+// Tests for Raft arrive with its implementation.

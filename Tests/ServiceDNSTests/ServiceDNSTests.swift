@@ -1,0 +1,1 @@
+// Tests for ServiceDNS arrive with its implementation.
