@@ -24,7 +24,7 @@ extension UnsafeMutableRawBufferPointer {
 
     /// The bytes from `start` to `end`, as a buffer of their own (indices from 0).
     @inlinable @inline(__always)
-    func slice(_ start: Int, _ end: Int) -> UnsafeMutableRawBufferPointer {
+    public func slice(_ start: Int, _ end: Int) -> UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(rebasing: self[start..<end])
     }
 

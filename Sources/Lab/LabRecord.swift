@@ -1,0 +1,74 @@
+import Foundation
+import HostNet
+import Wire
+
+/// What a lab has created, written to disk *before* each object is created so that a lab torn
+/// down after a crash (of the test, the CLI or the machine's user) still knows everything it
+/// has to remove — and nothing that is not its own.
+public struct LabRecord: Codable, Sendable, Equatable {
+    /// Where records live; one JSON file per lab.
+    public static let directory = "/run/shoal/labs"
+
+    /// The lab's unique name (also in every namespace name it creates).
+    public var name: String
+    /// The process that brought the lab up, and that process's start time (to tell it apart
+    /// from a later process that reuses the pid).
+    public var ownerPID: Int32
+    public var ownerStartTime: UInt64
+    /// Kept after the owner exits (`shoal lab up`); otherwise the lab is stale once its owner
+    /// is gone (a test that crashed) and ``Lab/removeStale()`` removes it.
+    public var persistent: Bool
+    /// The underlay subnet and the nodes on it.
+    public var underlay: IPv4Prefix
+    public var nodes: [NodeRecord]
+    /// Every namespace this lab may have created, in creation order.
+    public var namespaces: [String]
+
+    /// One node of a lab.
+    public struct NodeRecord: Codable, Sendable, Equatable {
+        public var name: String
+        public var namespace: String
+        public var underlayAddress: IPv4Address
+    }
+
+    /// The record's file.
+    public var path: String { Self.path(forLab: name) }
+
+    static func path(forLab name: String) -> String { "\(directory)/\(name).json" }
+
+    /// Writes the record atomically.
+    func save() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(self), to: path)
+    }
+
+    /// Reads one record.
+    static func load(path: String) throws -> LabRecord {
+        try JSONDecoder().decode(LabRecord.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// Every record on this host; unreadable files are skipped.
+    public static func all() -> [LabRecord] {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return files.filter { $0.hasSuffix(".json") }.sorted().compactMap {
+            try? load(path: "\(directory)/\($0)")
+        }
+    }
+
+    /// True while the process that made the lab is alive (same pid, same start time).
+    public var ownerIsAlive: Bool { ProcessIdentity.startTime(of: ownerPID) == ownerStartTime }
+}
+
+/// Identifies a process across pid reuse by its start time (field 22 of /proc/PID/stat).
+enum ProcessIdentity {
+    static func startTime(of pid: Int32) -> UInt64? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // Fields after the command name (which may contain spaces) start at field 3.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19 else { return nil }
+        return UInt64(fields[19])
+    }
+}

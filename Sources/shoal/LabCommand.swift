@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import HostNet
+import Lab
+import Wire
+
+/// `shoal lab …`: a whole cluster on this host, in network namespaces.
+struct LabCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lab",
+        abstract: "Run a multi-node cluster on this host, each node in its own network namespace.",
+        subcommands: [Up.self, Down.self, List.self, Demo.self])
+
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Bring up a lab of N nodes and leave it running.")
+
+        @Option(help: "Number of nodes (1-200).")
+        var nodes: Int = 3
+
+        @Option(help: "Name of the lab (1-16 of a-z, 0-9, '-'); random when omitted.")
+        var name: String?
+
+        func validate() throws {
+            guard (1...200).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 200, not \(nodes)") }
+        }
+
+        func run() throws {
+            try requireRoot()
+            let lab = try Lab.up(nodes: nodes, name: name, persistent: true)
+            print(LabReport.describe(lab))
+            print("tear it down with: shoal lab down \(lab.name)")
+        }
+    }
+
+    struct Down: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Tear down a lab (every namespace and link it recorded), or all of them.")
+
+        @Argument(help: "The lab to tear down.")
+        var name: String?
+
+        @Flag(help: "Tear down every lab recorded on this host.")
+        var all = false
+
+        @Flag(help: "Tear down labs whose owning process died (crashed tests).")
+        var stale = false
+
+        func validate() throws {
+            let chosen = [name != nil, all, stale].filter { $0 }.count
+            guard chosen == 1 else { throw ValidationError("give exactly one of: a lab name, --all, --stale") }
+        }
+
+        func run() throws {
+            try requireRoot()
+            if let name {
+                try Lab.down(named: name)
+                print("removed lab \(name)")
+            } else if stale {
+                let removed = Lab.removeStale()
+                print(removed.isEmpty ? "no stale labs" : "removed stale labs: \(removed.joined(separator: ", "))")
+            } else {
+                let records = LabRecord.all()
+                for record in records {
+                    try Lab.down(named: record.name)
+                    print("removed lab \(record.name)")
+                }
+                if records.isEmpty { print("no labs") }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the labs on this host.")
+
+        func run() throws {
+            let records = LabRecord.all()
+            if records.isEmpty {
+                print("no labs")
+                return
+            }
+            for record in records {
+                let owner = record.persistent ? "persistent" : (record.ownerIsAlive ? "pid \(record.ownerPID)" : "stale")
+                let nodes = record.nodes.map { "\($0.name)=\($0.underlayAddress)" }.joined(separator: " ")
+                print("\(record.name)\t\(owner)\t\(nodes)")
+            }
+        }
+    }
+}
+
+/// Fails with a clear message when not running as root: namespaces and links need it.
+func requireRoot() throws {
+    guard getuid() == 0 else {
+        throw ValidationError("this needs root (network namespaces and links): run it with sudo")
+    }
+}
