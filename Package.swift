@@ -60,7 +60,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]),
 
-        .testTarget(name: "WireTests", dependencies: ["Wire", "HostNet"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "HostNet"], exclude: ["Fixtures"]),
         .testTarget(name: "HostNetTests", dependencies: ["HostNet", "Wire"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "HostNet", "Wire"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay"]),

@@ -158,18 +158,17 @@ public final class LiveCapture {
         } else {
             opened = try activate()
         }
+        // From here on deinit owns the handle: error paths throw without closing it.
         handle = opened
         if !filter.isEmpty {
             var program = bpf_program()
             guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
                 let detail = String(cString: pcap_geterr(handle))
-                pcap_close(handle)
                 throw HostNetError("compile filter", "'\(filter)'", errno: 0, detail: detail)
             }
             defer { pcap_freecode(&program) }
             guard pcap_setfilter(handle, &program) == 0 else {
                 let detail = String(cString: pcap_geterr(handle))
-                pcap_close(handle)
                 throw HostNetError("set filter", "'\(filter)'", errno: 0, detail: detail)
             }
         }

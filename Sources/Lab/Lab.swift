@@ -64,7 +64,7 @@ public final class Lab: @unchecked Sendable {
                 underlayAddress: IPv4Address(rawValue: underlay.network.rawValue + 10 + UInt32(index)))
         }
         let record = LabRecord(
-            name: labName, ownerPID: getpid(), ownerStartTime: ProcessIdentity.startTime(of: getpid()) ?? 0,
+            name: labName, owner: .current,
             persistent: persistent, underlay: underlay, nodes: nodes,
             namespaces: ["shoal-\(labName)-hub"] + nodes.map(\.namespace))
         // Claim the name first: a record that exists is a lab that exists.

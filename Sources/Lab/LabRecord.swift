@@ -13,8 +13,7 @@ public struct LabRecord: Codable, Sendable, Equatable {
     public var name: String
     /// The process that brought the lab up, and that process's start time (to tell it apart
     /// from a later process that reuses the pid).
-    public var ownerPID: Int32
-    public var ownerStartTime: UInt64
+    public var owner: ProcessIdentity
     /// Kept after the owner exits (`shoal lab up`); otherwise the lab is stale once its owner
     /// is gone (a test that crashed) and ``Lab/removeStale()`` removes it.
     public var persistent: Bool
@@ -57,18 +56,5 @@ public struct LabRecord: Codable, Sendable, Equatable {
     }
 
     /// True while the process that made the lab is alive (same pid, same start time).
-    public var ownerIsAlive: Bool { ProcessIdentity.startTime(of: ownerPID) == ownerStartTime }
-}
-
-/// Identifies a process across pid reuse by its start time (field 22 of /proc/PID/stat).
-enum ProcessIdentity {
-    static func startTime(of pid: Int32) -> UInt64? {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-            let close = stat.lastIndex(of: ")")
-        else { return nil }
-        // Fields after the command name (which may contain spaces) start at field 3.
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 19 else { return nil }
-        return UInt64(fields[19])
-    }
+    public var ownerIsAlive: Bool { owner.isAlive }
 }

@@ -79,7 +79,7 @@ struct LabCommand: ParsableCommand {
                 return
             }
             for record in records {
-                let owner = record.persistent ? "persistent" : (record.ownerIsAlive ? "pid \(record.ownerPID)" : "stale")
+                let owner = record.persistent ? "persistent" : (record.ownerIsAlive ? "pid \(record.owner.pid)" : "stale")
                 let nodes = record.nodes.map { "\($0.name)=\($0.underlayAddress)" }.joined(separator: " ")
                 print("\(record.name)\t\(owner)\t\(nodes)")
             }

@@ -1,0 +1,45 @@
+import Foundation
+import HostNet
+import Wire
+
+/// Frames captured from two Linux kernel vxlan devices (see Fixtures/capture-vxlan.sh).
+func kernelVXLANFrames() throws -> [[UInt8]] {
+    let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/kernel-vxlan.pcap").path
+    return try PcapReader(path: path).readAll().map(\.bytes)
+}
+
+/// Runs `body` with a mutable copy of `bytes`.
+func withBuffer<T>(_ bytes: [UInt8], _ body: (UnsafeMutableRawBufferPointer) throws -> T) rethrows -> T {
+    var copy = bytes
+    return try copy.withUnsafeMutableBytes { try body($0) }
+}
+
+/// Runs a parse on a mutable copy of `bytes` and returns the error it threw, if any.
+func parseError(_ bytes: [UInt8], _ body: (UnsafeMutableRawBufferPointer) throws(WireError) -> Void) -> WireError? {
+    var copy = bytes
+    return copy.withUnsafeMutableBytes { buffer in wireError { () throws(WireError) in try body(buffer) } }
+}
+
+/// Runs `body` and returns the error it threw, if any.
+func wireError(_ body: () throws(WireError) -> Void) -> WireError? {
+    do {
+        try body()
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// A deterministic generator so that randomized tests replay exactly.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
