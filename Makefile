@@ -1,0 +1,58 @@
+# Shoal's two entry points (README.md): `make demo` and `make test`. Both install what they
+# need, and only what is missing, so running them twice is fast.
+
+SHELL        := /bin/bash
+SWIFT        ?= swift
+FUZZ_SECONDS ?= 300
+# make test runs each fuzzer briefly so the harness stays honest; make fuzz runs it for real.
+TEST_FUZZ_SECONDS ?= 30
+FUZZ_BUILD   := .build-fuzz
+SYSTEM_PACKAGES := libmnl-dev libpcap-dev iproute2 iputils-ping tcpdump ethtool python3
+
+.PHONY: deps build release demo test unit-test fuzz fuzz-build clean
+
+# Install the system packages that are missing (dpkg -s tells), with one apt-get update.
+deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "need root to install:$$missing" >&2; exit 1; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --product shoal
+
+# The main demo: a 2-node lab with a TAP endpoint in each, shown working, then torn down.
+demo: release
+	.build/release/shoal lab demo
+
+unit-test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+test: unit-test
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+	@left=$$(ip netns list | grep -E '^shoal-tmp-' || true); \
+	labs=$$($(SWIFT) run --skip-build shoal lab ls | grep -vE 'persistent|^no labs' || true); \
+	if [ -n "$$left$$labs" ]; then echo "tests left namespaces or labs behind:"; echo "$$left$$labs"; exit 1; fi
+	@echo "make test: all passed"
+
+fuzz-build: deps
+	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_BUILD) -c release -Xswiftc -sanitize=fuzzer,address
+
+# Fuzz every parser of network bytes for FUZZ_SECONDS each; a crash leaves its input in
+# fuzz-artifacts/ and fails the target. Rerun one input: $(FUZZ_BUILD)/release/WireFuzz FILE
+fuzz: fuzz-build
+	@mkdir -p fuzz-artifacts $(FUZZ_BUILD)/corpus/wire
+	@python3 Fuzz/seed-from-pcap.py Tests/WireTests/Fixtures/kernel-vxlan.pcap $(FUZZ_BUILD)/corpus/wire
+	$(FUZZ_BUILD)/release/WireFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  -artifact_prefix=fuzz-artifacts/wire- $(FUZZ_BUILD)/corpus/wire 2>&1 | tail -n 15; \
+	  exit $${PIPESTATUS[0]}
+
+clean:
+	rm -rf .build $(FUZZ_BUILD) fuzz-artifacts
