@@ -108,6 +108,18 @@ public final class Lab: @unchecked Sendable {
         }
     }
 
+    /// Creates a namespace that belongs to `node` — a task sandbox or an endpoint — named
+    /// `shoal-<lab>-<node>-<suffix>` and recorded before it exists, so teardown removes it.
+    public func addNamespace(on node: Node, suffix: String) throws -> NetworkNamespace {
+        let namespace = NetworkNamespace(named: "shoal-\(name)-\(node.name)-\(try Self.validate(suffix))")
+        if !record.namespaces.contains(namespace.name) {
+            record.namespaces.append(namespace.name)
+            try record.save()
+        }
+        try NetworkNamespace.create(named: namespace.name)
+        return namespace
+    }
+
     /// The node called `name` (`n1`, …).
     public func node(_ name: String) throws -> Node {
         guard let node = nodes.first(where: { $0.name == name }) else { throw LabError.noSuchNode(name, lab: self.name) }

@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/epoll.h>
 
 /// Opens /dev/net/tun and attaches a TAP device named `name` (IFF_TAP|IFF_NO_PI, plus
 /// IFF_VNET_HDR when `vnet_hdr` is non-zero) in the network namespace of the calling thread.
@@ -32,3 +33,36 @@ int shoal_netns_create(const char *dir, const char *name);
 int shoal_netns_delete(const char *path);
 
 #endif
+
+/// One datagram of a batch: the caller's buffer, its length, and the peer (IPv4, host order).
+typedef struct {
+    void *buffer;
+    uint32_t length;     // in: bytes to send / capacity to receive; out (receive): bytes received
+    uint32_t address;    // peer IPv4 address, host byte order
+    uint16_t port;       // peer port, host byte order
+    uint16_t flags;      // out (receive): 1 when the datagram was truncated
+} shoal_datagram;
+
+/// The largest batch the helpers below take in one call.
+#define SHOAL_MAX_BATCH 128
+
+/// recvmmsg() without blocking into `datagrams[0..<count]`. Returns the number received
+/// (0 when none is waiting) or -errno.
+int shoal_udp_receive_batch(int fd, shoal_datagram *datagrams, int count);
+
+/// sendmmsg() of `datagrams[0..<count]`, retried until all are taken or an error occurs.
+/// Returns the number sent or -errno when none was.
+int shoal_udp_send_batch(int fd, const shoal_datagram *datagrams, int count);
+
+/// Creates a UDP socket bound to address:port (host order), non-blocking, with large buffers.
+/// Returns the fd or -errno.
+int shoal_udp_bind(uint32_t address, uint16_t port, int buffer_bytes);
+
+/// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC). Returns the fd or -errno.
+int shoal_eventfd(void);
+
+/// Adds 1 to an eventfd (wakes a poller). Returns 0 or -errno.
+int shoal_eventfd_signal(int fd);
+
+/// Resets an eventfd to 0. Returns 0 or -errno.
+int shoal_eventfd_drain(int fd);

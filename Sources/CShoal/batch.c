@@ -1,0 +1,110 @@
+#define _GNU_SOURCE
+#include "CShoal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+// mmsghdr arrays live on the stack: a batch costs no allocation.
+
+int shoal_udp_receive_batch(int fd, shoal_datagram *datagrams, int count) {
+    if (count > SHOAL_MAX_BATCH) count = SHOAL_MAX_BATCH;
+    struct mmsghdr messages[SHOAL_MAX_BATCH];
+    struct iovec vectors[SHOAL_MAX_BATCH];
+    struct sockaddr_in peers[SHOAL_MAX_BATCH];
+    for (int i = 0; i < count; i++) {
+        vectors[i].iov_base = datagrams[i].buffer;
+        vectors[i].iov_len = datagrams[i].length;
+        memset(&messages[i].msg_hdr, 0, sizeof(messages[i].msg_hdr));
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &peers[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(peers[i]);
+    }
+    int received;
+    do {
+        received = recvmmsg(fd, messages, (unsigned)count, MSG_DONTWAIT, NULL);
+    } while (received < 0 && errno == EINTR);
+    if (received < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    for (int i = 0; i < received; i++) {
+        datagrams[i].length = messages[i].msg_len;
+        datagrams[i].address = ntohl(peers[i].sin_addr.s_addr);
+        datagrams[i].port = ntohs(peers[i].sin_port);
+        datagrams[i].flags = (messages[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
+    }
+    return received;
+}
+
+int shoal_udp_send_batch(int fd, const shoal_datagram *datagrams, int count) {
+    if (count > SHOAL_MAX_BATCH) count = SHOAL_MAX_BATCH;
+    struct mmsghdr messages[SHOAL_MAX_BATCH];
+    struct iovec vectors[SHOAL_MAX_BATCH];
+    struct sockaddr_in peers[SHOAL_MAX_BATCH];
+    for (int i = 0; i < count; i++) {
+        vectors[i].iov_base = datagrams[i].buffer;
+        vectors[i].iov_len = datagrams[i].length;
+        memset(&peers[i], 0, sizeof(peers[i]));
+        peers[i].sin_family = AF_INET;
+        peers[i].sin_addr.s_addr = htonl(datagrams[i].address);
+        peers[i].sin_port = htons(datagrams[i].port);
+        memset(&messages[i].msg_hdr, 0, sizeof(messages[i].msg_hdr));
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &peers[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(peers[i]);
+    }
+    int sent = 0;
+    while (sent < count) {
+        int result = sendmmsg(fd, messages + sent, (unsigned)(count - sent), 0);
+        if (result < 0) {
+            if (errno == EINTR) continue;
+            return sent > 0 ? sent : -errno;
+        }
+        sent += result;
+    }
+    return sent;
+}
+
+int shoal_udp_bind(uint32_t address, uint16_t port, int buffer_bytes) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (buffer_bytes > 0) {
+        // SO_*BUFFORCE passes rmem_max as root; fall back to the capped option otherwise.
+        if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer_bytes, sizeof(int)) < 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof(int));
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &buffer_bytes, sizeof(int)) < 0)
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof(int));
+    }
+    struct sockaddr_in local;
+    memset(&local, 0, sizeof(local));
+    local.sin_family = AF_INET;
+    local.sin_addr.s_addr = htonl(address);
+    local.sin_port = htons(port);
+    if (bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+#include <sys/eventfd.h>
+
+int shoal_eventfd(void) {
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int shoal_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+}
+
+int shoal_eventfd_drain(int fd) {
+    uint64_t value;
+    return read(fd, &value, sizeof(value)) == sizeof(value) || errno == EAGAIN ? 0 : -errno;
+}

@@ -1,0 +1,30 @@
+import HostNet
+import Wire
+
+/// The TAP side of one local endpoint: a TAP device created inside the endpoint's own network
+/// namespace and configured as a container's `eth0` would be — derived MAC, overlay MTU, the
+/// address with the network's prefix, a default route via the network's gateway.
+final class EndpointPort {
+    let endpoint: LocalEndpoint
+    let tap: TAPDevice
+
+    /// Creates and configures the TAP. On failure nothing is left behind (the TAP goes with
+    /// its descriptor).
+    init(endpoint: LocalEndpoint, network: OverlayNetwork, mtu: Int) throws {
+        let namespace = NetworkNamespace(named: endpoint.namespace)
+        tap = try TAPDevice(named: endpoint.interface, in: namespace)
+        self.endpoint = endpoint
+        let links = try RouteNetlink(in: namespace)
+        let index = try links.linkIndex(named: tap.name)
+        try links.setMAC(index, .derived(from: endpoint.address))
+        try links.setMTU(index, mtu)
+        try links.addAddress(IPv4Prefix(endpoint.address, length: network.subnet.length), to: index)
+        try links.setLinkUp(index)
+        try links.addRoute(to: IPv4Prefix(.any, length: 0), via: network.gateway, device: index)
+        try tap.setNonBlocking(true)
+    }
+
+    var descriptor: Int32 { tap.descriptor }
+
+    func close() { tap.close() }
+}

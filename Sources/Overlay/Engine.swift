@@ -1,0 +1,565 @@
+import CShoal
+import Dispatch
+import Foundation
+import HostNet
+import Logging
+import Synchronization
+import Wire
+
+/// The VTEP of one node: local endpoints (TAPs), the switch between them, and the UDP socket
+/// on the underlay, driven by one thread.
+///
+/// The packet path is a plain epoll loop over raw descriptors rather than SwiftNIO: each wake
+/// moves a batch of frames with one `recvmmsg`/`sendmmsg` and no allocation, which NIO's
+/// per-read `ByteBuffer`s and pipeline would not allow (DESIGN.md §2, STYLE.md on the overlay).
+/// Everything else — applying a topology, statistics, capture — reaches the thread as a command.
+///
+/// Thread safety: every public method may be called from any thread.
+public final class OverlayEngine: @unchecked Sendable {
+    /// How the engine is set up; fixed for its lifetime.
+    public struct Configuration: Sendable {
+        /// The node's underlay address (its VTEP address).
+        public var underlayAddress: IPv4Address
+        /// The VXLAN UDP port; 4789 unless a test needs another.
+        public var port: UInt16
+        /// Where the underlay socket is created (the caller's namespace when nil).
+        public var namespace: NetworkNamespace?
+        /// The MTU of endpoint interfaces: 1450 on a 1500-byte underlay.
+        public var mtu: Int
+        /// Frames moved per system call.
+        public var batchSize: Int
+
+        public init(
+            underlayAddress: IPv4Address, port: UInt16 = VXLANPacket.port, namespace: NetworkNamespace? = nil,
+            mtu: Int = 1450, batchSize: Int = 64
+        ) {
+            self.underlayAddress = underlayAddress
+            self.port = port
+            self.namespace = namespace
+            self.mtu = mtu
+            self.batchSize = batchSize
+        }
+    }
+
+    public let configuration: Configuration
+    private let logger = Logger(label: "shoal.overlay")
+    private let socket: UnderlaySocket
+    private let pollDescriptor: Int32
+    private let wakeDescriptor: Int32
+    private let commands = Mutex<[Command]>([])
+    /// Serializes ``apply(_:)`` calls; holds what the control side knows.
+    private let control = Mutex<ControlState>(ControlState())
+    private let stopped = DispatchSemaphore(value: 0)
+    private let started = Atomic<Bool>(false)
+
+    // Engine-thread state. `hot` is copied into a local once per wake-up.
+    private var hot: HotPath
+    private var tables: ForwardingTables
+    private var networkNames: [(name: String, vni: VNI)] = []
+    private var cumulative: [String: NetworkStatistics] = [:]
+    private var cumulativeUnattributed: [String: UInt64] = [:]
+    private var captureSession: CaptureSession?
+    private var running = true
+    private let buffers: PacketBuffers
+
+    private static let wakeTag: UInt64 = .max
+    private static let underlayTag: UInt64 = .max - 1
+
+    /// Binds the underlay socket; no endpoint exists until ``apply(_:)``.
+    public init(configuration: Configuration) throws {
+        precondition((1...Int(SHOAL_MAX_BATCH)).contains(configuration.batchSize), "batch size out of range")
+        self.configuration = configuration
+        socket = try UnderlaySocket(address: configuration.underlayAddress, port: configuration.port, in: configuration.namespace)
+        pollDescriptor = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard pollDescriptor >= 0 else { throw HostNetError("epoll_create1", "overlay engine", errno: errno) }
+        wakeDescriptor = shoal_eventfd()
+        guard wakeDescriptor >= 0 else { throw HostNetError("eventfd", "overlay engine", errno: -wakeDescriptor) }
+        let frameLimit = configuration.mtu + EthernetFrame.headerLength
+        tables = ForwardingTables(topology: Topology(), ports: [], maximumFrameLength: frameLimit)
+        buffers = PacketBuffers(batchSize: configuration.batchSize, slotSize: 65536)
+        hot = HotPath(switch: tables.view, ports: [], counters: Counters(networks: 0), captureNetwork: -1)
+        try register(wakeDescriptor, tag: Self.wakeTag)
+        try register(socket.descriptor, tag: Self.underlayTag)
+    }
+
+    deinit {
+        stop()
+        hot.deallocate()
+        close(pollDescriptor)
+        close(wakeDescriptor)
+    }
+
+    // MARK: - Lifecycle
+
+    /// Starts the engine thread. Calling it twice is a no-op.
+    public func start() {
+        guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let thread = Thread { [self] in
+            run()
+            stopped.signal()
+        }
+        thread.name = "shoal-overlay"
+        thread.start()
+    }
+
+    /// Stops the thread and closes every endpoint. Safe to call more than once.
+    public func stop() {
+        guard started.exchange(false, ordering: .acquiringAndReleasing) else { return }
+        submit(.stop)
+        stopped.wait()
+        control.withLock { state in
+            state.ports.forEach { $0.close() }
+            state.ports = []
+        }
+    }
+
+    // MARK: - Control
+
+    /// Makes the engine serve `topology`: creates the TAPs of new local endpoints inside their
+    /// namespaces, removes those of endpoints no longer listed, and swaps the forwarding tables.
+    /// Applying the same topology twice changes nothing; unchanged endpoints keep their TAPs and
+    /// keep forwarding throughout.
+    public func apply(_ topology: Topology) throws {
+        try topology.validate()
+        try control.withLock { state in
+            if state.topology == topology { return }
+            let networks = Dictionary(uniqueKeysWithValues: topology.networks.map { ($0.name, $0) })
+            let previous = Dictionary(uniqueKeysWithValues: state.topology.networks.map { ($0.name, $0) })
+            // A port survives when its endpoint is listed again on an identical network.
+            let (kept, removed) = state.ports.partitioned { port in
+                topology.localEndpoints.contains(port.endpoint) && networks[port.endpoint.network] == previous[port.endpoint.network]
+            }
+            if !removed.isEmpty {
+                // First stop forwarding to the leaving TAPs, then close them, so that a new TAP
+                // may take a leaving one's name.
+                try install(topology: state.topology, ports: kept, networks: state.topology.networks)
+                removed.forEach { $0.close() }
+                state.ports = kept
+            }
+            var ports = kept
+            for endpoint in topology.localEndpoints where !kept.contains(where: { $0.endpoint == endpoint }) {
+                do {
+                    ports.append(try EndpointPort(endpoint: endpoint, network: networks[endpoint.network]!, mtu: configuration.mtu))
+                } catch {
+                    // Leave the engine as it was before this call, minus the ports already removed.
+                    ports[kept.count...].forEach { $0.close() }
+                    throw error
+                }
+            }
+            try install(topology: topology, ports: ports, networks: topology.networks)
+            state.ports = ports
+            state.topology = topology
+            logger.info(
+                "applied topology",
+                metadata: ["networks": "\(topology.networks.count)", "local": "\(ports.count)",
+                           "remote": "\(topology.remoteEndpoints.count)"])
+        }
+    }
+
+    /// The topology the engine serves.
+    public var topology: Topology { control.withLock { $0.topology } }
+
+    /// A snapshot of every counter.
+    public func statistics() -> OverlayStatistics {
+        let reply = Reply<OverlayStatistics>()
+        guard submit(.snapshot(reply)) else { return collectStatistics() }
+        return reply.wait()
+    }
+
+    /// Writes the frames of network `name` — decapsulated ones from the wire and those of its
+    /// local endpoints — to `writer` until `count` frames or `seconds` have passed. Returns the
+    /// number written; the writer is left open for the caller to close.
+    public func capture(network name: String, into writer: PcapWriter, count: Int, seconds: Double) throws -> Int {
+        guard topology.networks.contains(where: { $0.name == name }) else { throw OverlayError.unknownNetwork(name) }
+        let session = CaptureSession(network: name, writer: writer, remaining: count)
+        submit(.startCapture(session))
+        _ = session.done.wait(timeout: .now() + seconds)
+        let finished = Reply<Int>()
+        submit(.stopCapture(finished))
+        return finished.wait()
+    }
+
+    private func install(topology: Topology, ports: [EndpointPort], networks: [OverlayNetwork]) throws {
+        let tables = ForwardingTables(
+            topology: topology, ports: ports.map(\.endpoint),
+            maximumFrameLength: configuration.mtu + EthernetFrame.headerLength)
+        let reply = Reply<Void>()
+        let installation = Installation(tables: tables, descriptors: ports.map(\.descriptor), networks: networks)
+        if submit(.install(installation, reply)) {
+            reply.wait()
+        } else {
+            // Not running: install directly; nothing else touches engine state meanwhile.
+            perform(.install(installation, reply))
+        }
+    }
+
+    /// Queues a command for the engine thread; false when the thread is not running.
+    @discardableResult
+    private func submit(_ command: Command) -> Bool {
+        guard started.load(ordering: .acquiring) || isStop(command) else { return false }
+        commands.withLock { $0.append(command) }
+        _ = shoal_eventfd_signal(wakeDescriptor)
+        return true
+    }
+
+    private func isStop(_ command: Command) -> Bool {
+        if case .stop = command { return true }
+        return false
+    }
+
+    // MARK: - Engine thread
+
+    private func run() {
+        let eventCapacity = 64
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: eventCapacity)
+        defer { events.deallocate() }
+        logger.info("overlay engine running", metadata: ["vtep": "\(configuration.underlayAddress):\(configuration.port)"])
+        while running {
+            let ready = epoll_wait(pollDescriptor, events, Int32(eventCapacity), -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                logger.critical("epoll_wait failed", metadata: ["errno": "\(errno)"])
+                break
+            }
+            let path = hot
+            var pending = 0
+            var woken = false
+            for index in 0..<Int(ready) {
+                let tag = events[index].data.u64
+                if tag == Self.wakeTag {
+                    woken = true
+                } else if tag == Self.underlayTag {
+                    receiveFromWire(path)
+                } else {
+                    receiveFromPort(Int(tag), path, pending: &pending)
+                }
+            }
+            flush(path, pending: &pending)
+            if woken {
+                _ = shoal_eventfd_drain(wakeDescriptor)
+                for command in commands.withLock({ queue in defer { queue.removeAll() }; return queue }) {
+                    perform(command)
+                }
+            }
+        }
+    }
+
+    /// Reads one batch of datagrams from the underlay and delivers what the switch allows.
+    @inline(__always)
+    private func receiveFromWire(_ path: HotPath) {
+        let datagrams = buffers.receive
+        for index in 0..<buffers.batchSize {
+            datagrams[index].length = UInt32(buffers.slotSize)
+        }
+        let received = socket.receive(datagrams, count: buffers.batchSize)
+        guard received > 0 else { return }
+        let unattributed = path.counters.unattributed
+        for index in 0..<received {
+            let datagram = datagrams[index]
+            let bytes = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
+            if datagram.flags & 1 != 0 {
+                path.counters.drop(.truncatedDatagram, network: unattributed)
+                continue
+            }
+            var network = unattributed
+            let verdict = path.switch.fromWire(vtep: IPv4Address(rawValue: datagram.address), datagram: bytes, networkIndex: &network)
+            if network != unattributed {
+                path.counters.add(.datagramsReceived, network: network)
+                path.counters.add(.bytesReceived, network: network, bytes.count)
+            }
+            switch verdict {
+            case .deliver(let port):
+                let frame = bytes.slice(VXLANPacket.headerLength, bytes.count)
+                if path.captureNetwork == network { captureFrame(frame) }
+                deliver(frame, to: port, network: network, path)
+            case .replyToWire:
+                var reply = shoal_datagram(
+                    buffer: datagram.buffer, length: datagram.length, address: datagram.address, port: configuration.port,
+                    flags: 0)
+                if socket.send(&reply, count: 1) == 1 {
+                    path.counters.add(.arpAnswered, network: network)
+                } else {
+                    path.counters.drop(.sendFailed, network: network)
+                }
+            case .drop(let reason):
+                path.counters.drop(reason, network: network)
+            case .encapsulate, .replyToPort:
+                preconditionFailure("fromWire never returns \(verdict)")
+            }
+        }
+    }
+
+    /// Reads up to one batch of frames from local port `port`.
+    @inline(__always)
+    private func receiveFromPort(_ port: Int, _ path: HotPath, pending: inout Int) {
+        guard port < path.portCount else { return }
+        let descriptor = path.ports[port]
+        let network = path.switch.networkIndex(ofPort: port)
+        for _ in 0..<buffers.batchSize {
+            if pending == buffers.batchSize { flush(path, pending: &pending) }
+            let slot = buffers.sendSlot(pending)
+            let frameStart = slot.baseAddress! + VXLANPacket.headerLength
+            let count = read(descriptor, frameStart, buffers.slotSize - VXLANPacket.headerLength)
+            if count <= 0 { return }  // EAGAIN: the TAP is empty
+            let frame = UnsafeMutableRawBufferPointer(start: frameStart, count: count)
+            path.counters.add(.framesFromEndpoints, network: network)
+            path.counters.add(.bytesFromEndpoints, network: network, count)
+            if path.captureNetwork == network { captureFrame(frame) }
+            switch path.switch.fromPort(port, frame: frame) {
+            case .deliver(let target):
+                deliver(frame, to: target, network: network, path)
+            case .encapsulate(let vtep, let vni):
+                _ = try? VXLANPacket.build(in: slot, vni: vni)
+                let datagram = buffers.send.advanced(by: pending)
+                datagram.pointee.buffer = slot.baseAddress
+                datagram.pointee.length = UInt32(count + VXLANPacket.headerLength)
+                datagram.pointee.address = vtep.rawValue
+                datagram.pointee.port = configuration.port
+                datagram.pointee.flags = UInt16(truncatingIfNeeded: network)
+                pending += 1
+            case .replyToPort:
+                if write(descriptor, frameStart, count) == count {
+                    path.counters.add(.arpAnswered, network: network)
+                } else {
+                    path.counters.drop(.portBusy, network: network)
+                }
+            case .drop(let reason):
+                path.counters.drop(reason, network: network)
+            case .replyToWire:
+                preconditionFailure("fromPort never returns replyToWire")
+            }
+        }
+    }
+
+    /// Sends the datagrams queued for the underlay in one `sendmmsg`.
+    @inline(__always)
+    private func flush(_ path: HotPath, pending: inout Int) {
+        guard pending > 0 else { return }
+        let sent = max(0, socket.send(buffers.send, count: pending))
+        for index in 0..<pending {
+            // `flags` carried the network index of each queued datagram.
+            let datagram = buffers.send[index]
+            let network = Int(datagram.flags)
+            if index < sent {
+                path.counters.add(.datagramsSent, network: network)
+                path.counters.add(.bytesSent, network: network, Int(datagram.length))
+            } else {
+                path.counters.drop(.sendFailed, network: network)
+            }
+        }
+        pending = 0
+    }
+
+    @inline(__always)
+    private func deliver(_ frame: UnsafeMutableRawBufferPointer, to port: Int, network: Int, _ path: HotPath) {
+        if write(path.ports[port], frame.baseAddress, frame.count) == frame.count {
+            path.counters.add(.framesToEndpoints, network: network)
+            path.counters.add(.bytesToEndpoints, network: network, frame.count)
+        } else {
+            path.counters.drop(.portBusy, network: network)
+        }
+    }
+
+    private func captureFrame(_ frame: UnsafeMutableRawBufferPointer) {
+        guard let session = captureSession, session.remaining > 0 else { return }
+        session.writer.write(UnsafeRawBufferPointer(frame))
+        session.written += 1
+        session.remaining -= 1
+        if session.remaining == 0 {
+            hot.captureNetwork = -1
+            session.done.signal()
+        }
+    }
+
+    private func perform(_ command: Command) {
+        switch command {
+        case .install(let installation, let reply):
+            for descriptor in hot.portDescriptors { epoll_ctl(pollDescriptor, EPOLL_CTL_DEL, descriptor, nil) }
+            foldCountersIntoTotals()
+            let old = hot
+            tables = installation.tables
+            networkNames = installation.networks.map { ($0.name, $0.vni) }
+            hot = HotPath(
+                switch: tables.view, ports: installation.descriptors,
+                counters: Counters(networks: installation.networks.count),
+                captureNetwork: captureSession.flatMap { session in networkNames.firstIndex { $0.name == session.network } } ?? -1)
+            old.deallocate()
+            for (index, descriptor) in installation.descriptors.enumerated() {
+                do { try register(descriptor, tag: UInt64(index)) } catch {
+                    logger.error("cannot poll endpoint", metadata: ["error": "\(error)"])
+                }
+            }
+            reply.resolve(())
+        case .snapshot(let reply):
+            reply.resolve(collectStatistics())
+        case .startCapture(let session):
+            captureSession = session
+            hot.captureNetwork = networkNames.firstIndex { $0.name == session.network } ?? -1
+        case .stopCapture(let reply):
+            hot.captureNetwork = -1
+            reply.resolve(captureSession?.written ?? 0)
+            captureSession = nil
+        case .stop:
+            running = false
+        }
+    }
+
+    private func register(_ descriptor: Int32, tag: UInt64) throws {
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.u64 = tag
+        guard epoll_ctl(pollDescriptor, EPOLL_CTL_ADD, descriptor, &event) == 0 else {
+            throw HostNetError("epoll_ctl add", "fd \(descriptor)", errno: errno)
+        }
+    }
+
+    /// Moves the live counters of the networks being replaced into the cumulative totals.
+    private func foldCountersIntoTotals() {
+        for (row, network) in networkNames.enumerated() {
+            var totals = cumulative[network.name] ?? NetworkStatistics(name: network.name, vni: network.vni.rawValue)
+            hot.counters.accumulate(row: row, into: &totals)
+            cumulative[network.name] = totals
+        }
+        hot.counters.accumulateDrops(row: hot.counters.unattributed, into: &cumulativeUnattributed)
+    }
+
+    private func collectStatistics() -> OverlayStatistics {
+        let networks = networkNames.enumerated().map { row, network in
+            var totals = cumulative[network.name] ?? NetworkStatistics(name: network.name, vni: network.vni.rawValue)
+            totals.vni = network.vni.rawValue
+            hot.counters.accumulate(row: row, into: &totals)
+            return totals
+        }
+        var unattributed = cumulativeUnattributed
+        hot.counters.accumulateDrops(row: hot.counters.unattributed, into: &unattributed)
+        return OverlayStatistics(networks: networks, unattributedDrops: unattributed)
+    }
+}
+
+/// Why the engine refused a request.
+public enum OverlayError: Error, Equatable, CustomStringConvertible {
+    case unknownNetwork(String)
+
+    public var description: String {
+        switch self {
+        case .unknownNetwork(let name): "no overlay network named '\(name)'"
+        }
+    }
+}
+
+// MARK: - Engine internals
+
+/// What the control side knows; guarded by the engine's `control` mutex.
+private struct ControlState {
+    var topology = Topology()
+    var ports: [EndpointPort] = []
+}
+
+/// What a wake-up of the engine thread reads: all trivial, so copying it costs nothing.
+private struct HotPath {
+    var `switch`: Switch
+    let ports: UnsafeMutablePointer<Int32>
+    let portCount: Int
+    let counters: Counters
+    var captureNetwork: Int
+
+    init(switch: Switch, ports descriptors: [Int32], counters: Counters, captureNetwork: Int) {
+        self.switch = `switch`
+        ports = .allocate(capacity: max(1, descriptors.count))
+        ports.initialize(from: descriptors, count: descriptors.count)
+        portCount = descriptors.count
+        self.counters = counters
+        self.captureNetwork = captureNetwork
+    }
+
+    var portDescriptors: UnsafeBufferPointer<Int32> { UnsafeBufferPointer(start: ports, count: portCount) }
+
+    func deallocate() {
+        ports.deallocate()
+        counters.deallocate()
+    }
+}
+
+/// Preallocated datagram buffers and descriptors for one receive batch and one send batch.
+private struct PacketBuffers {
+    let batchSize: Int
+    let slotSize: Int
+    let receive: UnsafeMutablePointer<shoal_datagram>
+    let send: UnsafeMutablePointer<shoal_datagram>
+    private let sendSlots: UnsafeMutableRawPointer
+
+    init(batchSize: Int, slotSize: Int) {
+        self.batchSize = batchSize
+        self.slotSize = slotSize
+        let receiveSlots = UnsafeMutableRawPointer.allocate(byteCount: batchSize * slotSize, alignment: 64)
+        sendSlots = .allocate(byteCount: batchSize * slotSize, alignment: 64)
+        receive = .allocate(capacity: batchSize)
+        send = .allocate(capacity: batchSize)
+        for index in 0..<batchSize {
+            receive[index] = shoal_datagram(
+                buffer: receiveSlots + index * slotSize, length: UInt32(slotSize), address: 0, port: 0, flags: 0)
+            send[index] = shoal_datagram(buffer: nil, length: 0, address: 0, port: 0, flags: 0)
+        }
+    }
+
+    /// Send slot `index`: a VXLAN header's room, then the frame.
+    @inline(__always)
+    func sendSlot(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: sendSlots + index * slotSize, count: slotSize)
+    }
+}
+
+/// Commands cross from a control thread to the engine thread exactly once; whatever they carry
+/// is not touched by the sender afterwards (replies excepted, which are built for that).
+private enum Command: @unchecked Sendable {
+    case install(Installation, Reply<Void>)
+    case snapshot(Reply<OverlayStatistics>)
+    case startCapture(CaptureSession)
+    case stopCapture(Reply<Int>)
+    case stop
+}
+
+private struct Installation {
+    let tables: ForwardingTables
+    let descriptors: [Int32]
+    let networks: [OverlayNetwork]
+}
+
+private final class CaptureSession {
+    let network: String
+    let writer: PcapWriter
+    var remaining: Int
+    var written = 0
+    let done = DispatchSemaphore(value: 0)
+
+    init(network: String, writer: PcapWriter, remaining: Int) {
+        self.network = network
+        self.writer = writer
+        self.remaining = remaining
+    }
+}
+
+/// A one-shot answer from the engine thread to a waiting caller.
+private final class Reply<Value>: @unchecked Sendable {
+    private var value: Value?
+    private let ready = DispatchSemaphore(value: 0)
+
+    func resolve(_ value: Value) {
+        self.value = value
+        ready.signal()
+    }
+
+    func wait() -> Value {
+        ready.wait()
+        return value!
+    }
+}
+
+extension Array {
+    /// Splits into the elements that satisfy `belongs` and those that do not, in order.
+    fileprivate func partitioned(by belongs: (Element) throws -> Bool) rethrows -> ([Element], [Element]) {
+        var yes: [Element] = [], no: [Element] = []
+        for element in self { try belongs(element) ? yes.append(element) : no.append(element) }
+        return (yes, no)
+    }
+}

@@ -1,0 +1,129 @@
+/// Counters of one network, cumulative since the engine started.
+public struct NetworkStatistics: Codable, Sendable, Equatable {
+    public var name: String
+    public var vni: UInt32
+    /// Frames read from local endpoints.
+    public var framesFromEndpoints: UInt64 = 0
+    public var bytesFromEndpoints: UInt64 = 0
+    /// Frames written to local endpoints (from other local endpoints or decapsulated).
+    public var framesToEndpoints: UInt64 = 0
+    public var bytesToEndpoints: UInt64 = 0
+    /// VXLAN datagrams received for this network and sent for it.
+    public var datagramsReceived: UInt64 = 0
+    public var bytesReceived: UInt64 = 0
+    public var datagramsSent: UInt64 = 0
+    public var bytesSent: UInt64 = 0
+    /// ARP requests answered by the proxy.
+    public var arpAnswered: UInt64 = 0
+    /// Drops by reason (``DropReason/description`` as key); reasons never seen are absent.
+    public var drops: [String: UInt64] = [:]
+
+    public var totalDrops: UInt64 { drops.values.reduce(0, +) }
+}
+
+/// A snapshot of the engine's counters.
+public struct OverlayStatistics: Codable, Sendable, Equatable {
+    public var networks: [NetworkStatistics]
+    /// Drops before any network could be named (short datagrams, bad flags, unknown VNIs).
+    public var unattributedDrops: [String: UInt64]
+
+    /// The statistics of network `name`, if it exists.
+    public func network(_ name: String) -> NetworkStatistics? { networks.first { $0.name == name } }
+
+    /// Drops of `reason` summed over every network and the unattributed ones.
+    public func drops(_ reason: DropReason) -> UInt64 {
+        networks.reduce(unattributedDrops[reason.description] ?? 0) { $0 + ($1.drops[reason.description] ?? 0) }
+    }
+
+    /// The Prometheus text exposition of these counters.
+    public var prometheusText: String {
+        var lines: [String] = []
+        func family(_ name: String, _ help: String, _ values: [(labels: String, value: UInt64)]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) counter")
+            for (labels, value) in values { lines.append("\(name){\(labels)} \(value)") }
+        }
+        let label = { (network: NetworkStatistics) in "network=\"\(network.name)\",vni=\"\(network.vni)\"" }
+        family("shoal_overlay_endpoint_rx_frames_total", "Frames read from local endpoints.",
+               networks.map { (label($0), $0.framesFromEndpoints) })
+        family("shoal_overlay_endpoint_tx_frames_total", "Frames written to local endpoints.",
+               networks.map { (label($0), $0.framesToEndpoints) })
+        family("shoal_overlay_rx_datagrams_total", "VXLAN datagrams received.", networks.map { (label($0), $0.datagramsReceived) })
+        family("shoal_overlay_tx_datagrams_total", "VXLAN datagrams sent.", networks.map { (label($0), $0.datagramsSent) })
+        family("shoal_overlay_rx_bytes_total", "VXLAN payload bytes received.", networks.map { (label($0), $0.bytesReceived) })
+        family("shoal_overlay_tx_bytes_total", "VXLAN payload bytes sent.", networks.map { (label($0), $0.bytesSent) })
+        family("shoal_overlay_arp_answered_total", "ARP requests answered by the proxy.", networks.map { (label($0), $0.arpAnswered) })
+        var drops: [(String, UInt64)] = []
+        for network in networks {
+            for (reason, count) in network.drops.sorted(by: { $0.key < $1.key }) {
+                drops.append(("\(label(network)),reason=\"\(reason)\"", count))
+            }
+        }
+        for (reason, count) in unattributedDrops.sorted(by: { $0.key < $1.key }) {
+            drops.append(("network=\"\",vni=\"\",reason=\"\(reason)\"", count))
+        }
+        family("shoal_overlay_dropped_frames_total", "Frames dropped, by reason.", drops)
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The engine's live counters: plain integers written only by the engine thread (no atomics
+/// on the hot path); other threads get copies through the engine's command queue.
+struct Counters {
+    enum Kind: Int, CaseIterable {
+        case framesFromEndpoints, bytesFromEndpoints, framesToEndpoints, bytesToEndpoints
+        case datagramsReceived, bytesReceived, datagramsSent, bytesSent, arpAnswered
+    }
+
+    static let stride = Kind.allCases.count + DropReason.allCases.count
+    /// One row per network plus a last row for drops that no network can be named for.
+    let rows: Int
+    private let values: UnsafeMutablePointer<UInt64>
+
+    init(networks: Int) {
+        rows = networks + 1
+        values = .allocate(capacity: rows * Self.stride)
+        values.initialize(repeating: 0, count: rows * Self.stride)
+    }
+
+    func deallocate() { values.deallocate() }
+
+    /// The row of drops that belong to no network.
+    var unattributed: Int { rows - 1 }
+
+    @inline(__always)
+    func add(_ kind: Kind, network: Int, _ amount: Int = 1) {
+        values[network * Self.stride + kind.rawValue] &+= UInt64(truncatingIfNeeded: amount)
+    }
+
+    @inline(__always)
+    func drop(_ reason: DropReason, network: Int) {
+        values[network * Self.stride + Kind.allCases.count + reason.rawValue] &+= 1
+    }
+
+    func value(_ kind: Kind, network: Int) -> UInt64 { values[network * Self.stride + kind.rawValue] }
+    func drops(_ reason: DropReason, network: Int) -> UInt64 {
+        values[network * Self.stride + Kind.allCases.count + reason.rawValue]
+    }
+
+    /// Adds this row's counters to `statistics`.
+    func accumulate(row: Int, into statistics: inout NetworkStatistics) {
+        statistics.framesFromEndpoints &+= value(.framesFromEndpoints, network: row)
+        statistics.bytesFromEndpoints &+= value(.bytesFromEndpoints, network: row)
+        statistics.framesToEndpoints &+= value(.framesToEndpoints, network: row)
+        statistics.bytesToEndpoints &+= value(.bytesToEndpoints, network: row)
+        statistics.datagramsReceived &+= value(.datagramsReceived, network: row)
+        statistics.bytesReceived &+= value(.bytesReceived, network: row)
+        statistics.datagramsSent &+= value(.datagramsSent, network: row)
+        statistics.bytesSent &+= value(.bytesSent, network: row)
+        statistics.arpAnswered &+= value(.arpAnswered, network: row)
+        accumulateDrops(row: row, into: &statistics.drops)
+    }
+
+    func accumulateDrops(row: Int, into drops: inout [String: UInt64]) {
+        for reason in DropReason.allCases {
+            let count = self.drops(reason, network: row)
+            if count > 0 { drops[reason.description, default: 0] &+= count }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+import Wire
+
+/// What the switch decided for one frame.
+public enum Verdict: Equatable, Sendable {
+    /// Write the frame to local port `port`.
+    case deliver(port: Int)
+    /// Prefix a VXLAN header with `vni` and send to the VTEP at `vtep`.
+    case encapsulate(vtep: IPv4Address, vni: VNI)
+    /// The frame was rewritten in place (an ARP reply); send it back out of the port it came from.
+    case replyToPort
+    /// The inner frame was rewritten in place (an ARP reply); send the datagram back to its VTEP.
+    case replyToWire
+    /// Refuse the frame and count it.
+    case drop(DropReason)
+}
+
+/// One local port as the switch sees it (trivial, so reading it costs no reference counting).
+struct PortEntry {
+    var networkIndex: Int
+    var address: IPv4Address
+    var mac: MACAddress
+}
+
+/// One network as the switch sees it.
+struct NetworkEntry {
+    var vni: VNI
+    var subnet: IPv4Prefix
+    var gateway: IPv4Address
+}
+
+/// The forwarding decision for every frame, as a pure function of the tables: no I/O, no
+/// allocation, no reference counting. The engine copies this struct into a local for each
+/// batch; the memory behind it belongs to a ``ForwardingTables`` kept alive meanwhile.
+///
+/// ARP is answered here (DESIGN.md §2): any address of a network — endpoint, local or remote,
+/// or the gateway — is resolved to its derived MAC without flooding.
+public struct Switch {
+    /// (VNI << 32 | IPv4) → destination (see ``Destination``).
+    let endpoints: FlatMap
+    /// VNI → network index.
+    let networksByVNI: FlatMap
+    /// (network index << 32 | VTEP IPv4) → 1 for every VTEP that hosts an endpoint of the network.
+    let vteps: FlatMap
+    let networks: UnsafeBufferPointer<NetworkEntry>
+    let ports: UnsafeBufferPointer<PortEntry>
+    /// The largest Ethernet frame accepted (overlay MTU + 14).
+    let maximumFrameLength: Int
+
+    /// How a destination is packed in a ``FlatMap`` value.
+    enum Destination {
+        static let localFlag: UInt64 = 1 << 63
+        static let gatewayFlag: UInt64 = 1 << 62
+
+        static func local(_ port: Int) -> UInt64 { localFlag | UInt64(port) }
+        static func remote(_ vtep: IPv4Address) -> UInt64 { UInt64(vtep.rawValue) }
+        static let gateway = gatewayFlag
+    }
+
+    @inline(__always)
+    static func endpointKey(_ vni: VNI, _ address: IPv4Address) -> UInt64 {
+        UInt64(vni.rawValue) << 32 | UInt64(address.rawValue)
+    }
+
+    /// The network index of local port `port`.
+    @inline(__always)
+    func networkIndex(ofPort port: Int) -> Int { ports[port].networkIndex }
+
+    /// The IPv4 address a derived MAC (`02:42:` + address) stands for, or nil for any other MAC.
+    @inline(__always)
+    static func address(fromDerived mac: MACAddress) -> IPv4Address? {
+        mac.rawValue >> 32 == 0x0242 ? IPv4Address(rawValue: UInt32(truncatingIfNeeded: mac.rawValue)) : nil
+    }
+
+    // MARK: - From a local port
+
+    /// Decides for a frame read from local port `port`.
+    public func fromPort(_ port: Int, frame bytes: UnsafeMutableRawBufferPointer) -> Verdict {
+        let source = ports[port]
+        let network = networks[source.networkIndex]
+        guard let frame = try? EthernetFrame(validating: bytes) else { return .drop(.malformedFrame) }
+        guard bytes.count <= maximumFrameLength else { return .drop(.oversizeFrame) }
+        guard frame.source == source.mac else { return .drop(.spoofedSource) }
+        switch frame.etherType {
+        case .arp:
+            guard let arp = try? ARPPacket(validating: frame.payload) else { return .drop(.malformedFrame) }
+            guard arp.operation == .request, arp.senderIP != arp.targetIP else { return .drop(.arpNotRequest) }
+            guard arp.senderIP == source.address, arp.senderMAC == source.mac else { return .drop(.spoofedSource) }
+            guard endpoints.value(for: Self.endpointKey(network.vni, arp.targetIP)) != nil else {
+                return .drop(.arpUnknownTarget)
+            }
+            Self.answer(arp, in: frame)
+            return .replyToPort
+        case .ipv4:
+            guard let packet = try? IPv4Packet(validating: frame.payload) else { return .drop(.malformedFrame) }
+            guard packet.source == source.address else { return .drop(.spoofedSource) }
+            if frame.destination.isMulticast { return .drop(.broadcast) }
+            guard let target = Self.address(fromDerived: frame.destination),
+                let destination = endpoints.value(for: Self.endpointKey(network.vni, target))
+            else { return .drop(.unknownDestination) }
+            if destination & Destination.localFlag != 0 {
+                let targetPort = Int(truncatingIfNeeded: destination & 0xFFFF_FFFF)
+                return targetPort == port ? .drop(.unknownDestination) : .deliver(port: targetPort)
+            }
+            if destination & Destination.gatewayFlag != 0 { return .drop(.gatewayTraffic) }
+            return .encapsulate(vtep: IPv4Address(rawValue: UInt32(truncatingIfNeeded: destination)), vni: network.vni)
+        default:
+            return .drop(.unsupportedEtherType)
+        }
+    }
+
+    // MARK: - From the wire
+
+    /// Decides for a VXLAN datagram (UDP payload) from the VTEP at `vtep`. On `.deliver`, the
+    /// inner frame starts ``VXLANPacket/headerLength`` bytes into `datagram`. `networkIndex` is
+    /// set as soon as the VNI is known (and left alone otherwise) so drops count per network.
+    public func fromWire(vtep: IPv4Address, datagram: UnsafeMutableRawBufferPointer, networkIndex: inout Int) -> Verdict {
+        let vxlan: VXLANPacket
+        do { vxlan = try VXLANPacket(validating: datagram) } catch {
+            if case .invalid = error { return .drop(.badVXLANFlags) }
+            return .drop(.malformedVXLAN)
+        }
+        guard let index = networksByVNI.value(for: UInt64(vxlan.vni.rawValue)) else { return .drop(.unknownVNI) }
+        networkIndex = Int(truncatingIfNeeded: index)
+        let inner = vxlan.payload
+        guard let frame = try? EthernetFrame(validating: inner) else { return .drop(.truncatedInner) }
+        guard inner.count <= maximumFrameLength else { return .drop(.oversizeFrame) }
+        guard vteps.value(for: UInt64(index) << 32 | UInt64(vtep.rawValue)) != nil else { return .drop(.unknownVTEP) }
+        switch frame.etherType {
+        case .arp:
+            // A kernel vxlan peer without static neighbours asks by broadcast; answer for ours.
+            guard let arp = try? ARPPacket(validating: frame.payload) else { return .drop(.malformedFrame) }
+            guard arp.operation == .request, arp.senderIP != arp.targetIP else { return .drop(.arpNotRequest) }
+            guard let destination = endpoints.value(for: Self.endpointKey(vxlan.vni, arp.targetIP)),
+                destination & Destination.localFlag != 0
+            else { return .drop(.arpUnknownTarget) }
+            Self.answer(arp, in: frame)
+            return .replyToWire
+        case .ipv4:
+            if frame.destination.isMulticast { return .drop(.broadcast) }
+            guard let target = Self.address(fromDerived: frame.destination),
+                let destination = endpoints.value(for: Self.endpointKey(vxlan.vni, target)),
+                destination & Destination.localFlag != 0
+            else { return .drop(.unknownDestination) }
+            return .deliver(port: Int(truncatingIfNeeded: destination & 0xFFFF_FFFF))
+        default:
+            return .drop(.unsupportedEtherType)
+        }
+    }
+
+    /// Turns an ARP request into the reply in place: the target's derived MAC answers.
+    @inline(__always)
+    static func answer(_ request: ARPPacket, in frame: EthernetFrame) {
+        let askerMAC = request.senderMAC, askerIP = request.senderIP
+        let targetIP = request.targetIP
+        let targetMAC = MACAddress.derived(from: targetIP)
+        _ = try? ARPPacket.build(
+            in: request.bytes, operation: .reply, senderMAC: targetMAC, senderIP: targetIP, targetMAC: askerMAC,
+            targetIP: askerIP)
+        frame.destination = frame.source
+        frame.source = targetMAC
+    }
+}
+
+/// Owns the memory behind a ``Switch``: built off the hot path from a topology and the port
+/// numbering, swapped in by the engine between batches, freed when the engine drops it.
+final class ForwardingTables {
+    let view: Switch
+    private let networkStorage: UnsafeMutableBufferPointer<NetworkEntry>
+    private let portStorage: UnsafeMutableBufferPointer<PortEntry>
+
+    /// `ports[i]` is the local endpoint served by port index `i`.
+    init(topology: Topology, ports: [LocalEndpoint], maximumFrameLength: Int) {
+        let networkIndex = Dictionary(uniqueKeysWithValues: topology.networks.enumerated().map { ($1.name, $0) })
+        networkStorage = .allocate(capacity: topology.networks.count)
+        _ = networkStorage.initialize(from: topology.networks.map {
+            NetworkEntry(vni: $0.vni, subnet: $0.subnet, gateway: $0.gateway)
+        })
+        portStorage = .allocate(capacity: ports.count)
+        _ = portStorage.initialize(from: ports.map {
+            PortEntry(networkIndex: networkIndex[$0.network]!, address: $0.address, mac: .derived(from: $0.address))
+        })
+        var endpoints: [(key: UInt64, value: UInt64)] = []
+        for network in topology.networks {
+            endpoints.append((Switch.endpointKey(network.vni, network.gateway), Switch.Destination.gateway))
+        }
+        let vniOf = Dictionary(uniqueKeysWithValues: topology.networks.map { ($0.name, $0.vni) })
+        for (index, endpoint) in ports.enumerated() {
+            endpoints.append((Switch.endpointKey(vniOf[endpoint.network]!, endpoint.address), Switch.Destination.local(index)))
+        }
+        var vteps = Set<UInt64>()
+        for endpoint in topology.remoteEndpoints {
+            endpoints.append((Switch.endpointKey(vniOf[endpoint.network]!, endpoint.address), Switch.Destination.remote(endpoint.vtep)))
+            vteps.insert(UInt64(networkIndex[endpoint.network]!) << 32 | UInt64(endpoint.vtep.rawValue))
+        }
+        view = Switch(
+            endpoints: FlatMap(endpoints),
+            networksByVNI: FlatMap(topology.networks.enumerated().map { (UInt64($1.vni.rawValue), UInt64($0)) }),
+            vteps: FlatMap(vteps.map { ($0, 1) }),
+            networks: UnsafeBufferPointer(networkStorage), ports: UnsafeBufferPointer(portStorage),
+            maximumFrameLength: maximumFrameLength)
+    }
+
+    deinit {
+        view.endpoints.deallocate()
+        view.networksByVNI.deallocate()
+        view.vteps.deallocate()
+        networkStorage.deallocate()
+        portStorage.deallocate()
+    }
+}

@@ -1,1 +1,0 @@
-// Tests for Overlay arrive with its implementation.
