@@ -63,7 +63,7 @@ let package = Package(
             ]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "HostNet"], exclude: ["Fixtures"]),
-        .testTarget(name: "HostNetTests", dependencies: ["HostNet", "Wire"]),
+        .testTarget(name: "HostNetTests", dependencies: ["HostNet", "Wire", "Lab"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "HostNet", "Wire"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "Lab", "HostNet", "Wire"]),
         .testTarget(name: "IngressLBTests", dependencies: ["IngressLB"]),

@@ -68,6 +68,18 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
         try checkErrno(open(path, O_RDONLY | O_CLOEXEC), "open network namespace", name)
     }
 
+    /// Writes a sysctl of this namespace (`net.ipv6.conf.eth0.disable_ipv6` → `1`); the
+    /// `net.*` tree under /proc/sys belongs to the namespace of the thread that opens it.
+    public func setSysctl(_ name: String, _ value: String) throws {
+        let path = "/proc/sys/" + name.split(separator: ".").joined(separator: "/")
+        try run {
+            let descriptor = try checkErrno(open(path, O_WRONLY | O_CLOEXEC), "open sysctl", "\(name) in \(self.name)")
+            defer { close(descriptor) }
+            let written = value.withCString { write(descriptor, $0, strlen($0)) }
+            if written < 0 { throw HostNetError("write sysctl", "\(name)=\(value) in \(self.name)", errno: errno) }
+        }
+    }
+
     /// Runs `body` on the calling thread with the thread moved into this namespace, then
     /// moves it back. `body` must be synchronous: a suspension could resume on another thread.
     public func run<T>(_ body: () throws -> T) throws -> T {

@@ -4,7 +4,10 @@ import Glibc
 /// Writes Ethernet frames to a pcap file through libpcap, readable by `tcpdump -r` and
 /// Wireshark. The file appears under its final name only when ``close()`` succeeds (it is
 /// written to a temporary name and renamed), so a reader never sees half a capture.
-public final class PcapWriter {
+///
+/// Used by one thread at a time; it may be handed from one thread to another (a capture is
+/// written by the overlay's engine thread and closed by whoever asked for it).
+public final class PcapWriter: @unchecked Sendable {
     /// The final path.
     public let path: String
     private let temporaryPath: String

@@ -3,7 +3,9 @@ import Wire
 
 /// The TAP side of one local endpoint: a TAP device created inside the endpoint's own network
 /// namespace and configured as a container's `eth0` would be — derived MAC, overlay MTU, the
-/// address with the network's prefix, a default route via the network's gateway.
+/// address with the network's prefix, a default route via the network's gateway, and IPv6 off
+/// on it (the overlay carries IPv4 only, as Docker's default), so that no neighbour discovery
+/// chatter reaches the switch.
 final class EndpointPort {
     let endpoint: LocalEndpoint
     let tap: TAPDevice
@@ -16,6 +18,7 @@ final class EndpointPort {
         self.endpoint = endpoint
         let links = try RouteNetlink(in: namespace)
         let index = try links.linkIndex(named: tap.name)
+        try namespace.setSysctl("net.ipv6.conf.\(tap.name).disable_ipv6", "1")
         try links.setMAC(index, .derived(from: endpoint.address))
         try links.setMTU(index, mtu)
         try links.addAddress(IPv4Prefix(endpoint.address, length: network.subnet.length), to: index)

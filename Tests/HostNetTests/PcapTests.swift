@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import HostNet
+import Lab
 import Testing
 import Wire
 
@@ -57,8 +58,8 @@ struct LiveCaptureRootTests {
         try withTestNamespace("cap") { namespace in
             let capture = try LiveCapture(interface: "lo", in: namespace, filter: "udp and dst port 9999")
             for index in 0..<5 {
-                try sendUDP(Array("keep \(index)".utf8), to: "127.0.0.1", port: 9999, in: namespace)
-                try sendUDP(Array("drop \(index)".utf8), to: "127.0.0.1", port: 9998, in: namespace)
+                try Probe.sendUDP(Array("keep \(index)".utf8), to: IPv4Address(127, 0, 0, 1), port: 9999, from: namespace)
+                try Probe.sendUDP(Array("drop \(index)".utf8), to: IPv4Address(127, 0, 0, 1), port: 9998, from: namespace)
             }
             let frames = try capture.drain(idleMilliseconds: 300, limit: 100)
             #expect(frames.count == 5)

@@ -28,24 +28,3 @@ func ip(_ arguments: String, in namespace: NetworkNamespace? = nil) throws -> St
     #expect(result.status == 0, "ip \(arguments): \(result.output)")
     return result.output
 }
-
-/// Sends one UDP datagram from inside `namespace`.
-func sendUDP(_ payload: [UInt8], to address: String, port: UInt16, in namespace: NetworkNamespace) throws {
-    try namespace.run {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        #expect(fd >= 0)
-        defer { close(fd) }
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = port.bigEndian
-        inet_pton(AF_INET, address, &target.sin_addr)
-        let sent = payload.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &target) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
-        #expect(sent == payload.count, "sendto \(address):\(port) errno \(errno)")
-    }
-}

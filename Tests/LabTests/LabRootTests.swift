@@ -65,7 +65,7 @@ struct LabRootTests {
                 let links = try RouteNetlink(in: node.namespace)
                 try links.addNeighbour(peer, mac: .derived(from: peer), device: try links.linkIndex(named: endpoint.tap.name))
                 let payload = Array("shoal \(node.name)".utf8)
-                try sendUDPDatagram(payload, to: peer, port: 4242, in: node.namespace)
+                try Probe.sendUDP(payload, to: peer, port: 4242, from: node.namespace)
                 let datagram = try readUDP(from: endpoint.tap, port: 4242)
                 #expect(datagram?.payload == payload)
                 #expect(datagram?.source == address.address)
@@ -128,27 +128,6 @@ struct LabRootTests {
         #expect(throws: LabError.invalidName("Bad_Name")) { try Lab.up(nodes: 1, name: "Bad_Name") }
         #expect(throws: LabError.notFound("no-such-lab")) { try Lab.attach(named: "no-such-lab") }
         #expect(try hostSnapshot().namespaces == before.namespaces)
-    }
-}
-
-/// Sends one UDP datagram from inside `namespace`.
-func sendUDPDatagram(_ payload: [UInt8], to address: IPv4Address, port: UInt16, in namespace: NetworkNamespace) throws {
-    try namespace.run {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        precondition(fd >= 0)
-        defer { close(fd) }
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = port.bigEndian
-        target.sin_addr.s_addr = address.rawValue.bigEndian
-        let sent = payload.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &target) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
-        #expect(sent == payload.count)
     }
 }
 

@@ -96,3 +96,137 @@ func iperfBytesReceived(_ json: String) throws -> Int {
     let sum = end?["sum_received"] as? [String: Any]
     return (sum?["bytes"] as? NSNumber)?.intValue ?? 0
 }
+
+extension OverlayRootTests {
+    /// A third node runs the Linux kernel's own vxlan device with static FDB and neighbour
+    /// entries; ping and TCP work both ways between it and a Shoal endpoint, and tcpdump decodes
+    /// Shoal's datagrams on the underlay as VXLAN with the right VNI.
+    @Test func interoperatesWithTheKernelVXLANDevice() throws {
+        try withOverlayLab(nodes: 2) { overlay in
+            let (shoalNode, kernelNode) = (overlay.lab.nodes[0], overlay.lab.nodes[1])
+            let endpoint = try overlay.lab.addNamespace(on: shoalNode, suffix: "ep")
+            let shoalAddress = IPv4Address(10, 20, 0, 2), kernelAddress = IPv4Address(10, 20, 0, 9)
+            try overlay.engine(on: shoalNode).apply(Topology(
+                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: shoalAddress, namespace: endpoint.name)],
+                remoteEndpoints: [RemoteEndpoint(network: "blue", address: kernelAddress, vtep: kernelNode.underlayAddress)]))
+
+            let links = try RouteNetlink(in: kernelNode.namespace)
+            try links.createVXLAN(named: "vx0", vni: blue.vni, local: kernelNode.underlayAddress)
+            let vx0 = try links.linkIndex(named: "vx0")
+            try links.setMAC(vx0, .derived(from: kernelAddress))
+            try links.setMTU(vx0, 1450)
+            try links.addAddress(IPv4Prefix(kernelAddress, length: 24), to: vx0)
+            try links.setLinkUp(vx0)
+            try links.addForwardingEntry(mac: .derived(from: shoalAddress), remote: shoalNode.underlayAddress, device: vx0)
+            try links.addNeighbour(shoalAddress, mac: .derived(from: shoalAddress), device: vx0)
+            // Over veth the kernel leaves inner checksums partial for the NIC to fill in; no NIC
+            // is there to do it, so make the kernel peer finish them as real hardware would.
+            let offload = try overlay.run(["ethtool", "-K", "vx0", "tx", "off"], in: kernelNode.namespace)
+            #expect(offload.status == 0, "\(offload.output)")
+
+            let underlay = try LiveCapture(interface: "eth0", in: shoalNode.namespace, filter: "udp dst port 4789 and src host \(shoalNode.underlayAddress)")
+            let toKernel = try overlay.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "\(kernelAddress)"], in: endpoint)
+            #expect(toKernel.status == 0, "\(toKernel.output)")
+            let fromKernel = try overlay.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "\(shoalAddress)"], in: kernelNode.namespace)
+            #expect(fromKernel.status == 0, "\(fromKernel.output)")
+
+            let path = NSTemporaryDirectory() + "shoal-underlay-\(getpid()).pcap"
+            defer { unlink(path) }
+            let writer = try PcapWriter(path: path)
+            for frame in try underlay.drain(idleMilliseconds: 300, limit: 100) { frame.withUnsafeBytes { writer.write($0) } }
+            try writer.close()
+            let decoded = try overlay.run(["tcpdump", "-nn", "-r", path], in: shoalNode.namespace).output
+            #expect(decoded.contains("VXLAN, flags [I] (0x08), vni \(blue.vni)"), "\(decoded)")
+            #expect(decoded.contains("\(shoalAddress) > \(kernelAddress): ICMP echo request"))
+
+            for (server, serverAddress, client) in [(kernelNode.namespace, kernelAddress, endpoint), (endpoint, shoalAddress, kernelNode.namespace)] {
+                let iperf = try NamespacedProcess(["iperf3", "-s", "-1", "-B", "\(serverAddress)"], in: server)
+                Thread.sleep(forTimeInterval: 0.3)
+                let result = try overlay.run(["iperf3", "-c", "\(serverAddress)", "-t", "1", "-J"], in: client, timeout: 30)
+                _ = iperf.wait(timeoutSeconds: 5)
+                #expect(result.status == 0, "\(result.output.prefix(1500))")
+                #expect(try iperfBytesReceived(result.output) > 1_000_000)
+            }
+        }
+    }
+
+    /// Two networks with the same subnet and the same addresses on the same nodes: each works,
+    /// and a capture of one sees none of the other's traffic.
+    @Test func networksWithOverlappingSubnetsAreIsolated() throws {
+        let red = OverlayNetwork(name: "red", vni: VNI(100)!, subnet: IPv4Prefix("10.30.0.0/24")!, gateway: IPv4Address(10, 30, 0, 1))
+        let green = OverlayNetwork(name: "green", vni: VNI(200)!, subnet: IPv4Prefix("10.30.0.0/24")!, gateway: IPv4Address(10, 30, 0, 1))
+        let a1 = IPv4Address(10, 30, 0, 2), a2 = IPv4Address(10, 30, 0, 3)
+        try withOverlayLab(nodes: 2) { overlay in
+            var sandboxes: [String: NetworkNamespace] = [:]
+            for (node, peer, local, remote) in [(overlay.lab.nodes[0], overlay.lab.nodes[1], a1, a2), (overlay.lab.nodes[1], overlay.lab.nodes[0], a2, a1)] {
+                for network in [red, green] {
+                    sandboxes["\(network.name)-\(node.name)"] = try overlay.lab.addNamespace(on: node, suffix: network.name)
+                }
+                try overlay.engine(on: node).apply(Topology(
+                    networks: [red, green],
+                    localEndpoints: [red, green].map {
+                        LocalEndpoint(network: $0.name, address: local, namespace: sandboxes["\($0.name)-\(node.name)"]!.name)
+                    },
+                    remoteEndpoints: [red, green].map { RemoteEndpoint(network: $0.name, address: remote, vtep: peer.underlayAddress) }))
+            }
+            let engine = try overlay.engine(on: overlay.lab.nodes[1])
+            let path = NSTemporaryDirectory() + "shoal-green-\(getpid()).pcap"
+            defer { unlink(path) }
+            let greenWriter = try PcapWriter(path: path)
+            // Capture green on n2 while only red carries traffic.
+            let capturing = Thread {
+                _ = try? engine.capture(network: "green", into: greenWriter, count: 1000, seconds: 2)
+            }
+            capturing.start()
+            let ping = try overlay.run(["ping", "-c", "5", "-i", "0.2", "-W", "2", "\(a2)"], in: sandboxes["red-n1"]!)
+            #expect(ping.status == 0, "\(ping.output)")
+            Thread.sleep(forTimeInterval: 2.2)
+            try greenWriter.close()
+            #expect(try PcapReader(path: path).readAll().count == 0, "green saw red's frames")
+            let statistics = engine.statistics()
+            #expect(statistics.network("red")!.framesToEndpoints >= 5)
+            #expect(statistics.network("green")!.framesToEndpoints == 0)
+
+            let greenPing = try overlay.run(["ping", "-c", "2", "-i", "0.2", "-W", "2", "\(a2)"], in: sandboxes["green-n1"]!)
+            #expect(greenPing.status == 0, "\(greenPing.output)")
+            #expect(engine.statistics().network("green")!.framesToEndpoints >= 2)
+        }
+    }
+
+    /// Malformed VXLAN from a raw sender is counted per reason and forwarding carries on.
+    @Test func malformedDatagramsAreCountedAndForwardingContinues() throws {
+        try withOverlayLab(nodes: 3) { overlay in
+            let (n1, n2, attacker) = (overlay.lab.nodes[0], overlay.lab.nodes[1], overlay.lab.nodes[2])
+            let e1 = try overlay.lab.addNamespace(on: n1, suffix: "e1")
+            let e2 = try overlay.lab.addNamespace(on: n2, suffix: "e2")
+            let a1 = IPv4Address(10, 20, 0, 2), a2 = IPv4Address(10, 20, 0, 3)
+            let engine = try overlay.engine(on: n1)
+            try engine.apply(Topology(
+                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a1, namespace: e1.name)],
+                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a2, vtep: n2.underlayAddress)]))
+            try overlay.engine(on: n2).apply(Topology(
+                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a2, namespace: e2.name)],
+                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a1, vtep: n1.underlayAddress)]))
+
+            let vxlan: [UInt8] = [0x08, 0, 0, 0, 0x00, 0x10, 0x01, 0]  // VNI 4097
+            let innerHeader = MACAddress.derived(from: a1).bytes + MACAddress.derived(from: a2).bytes + [0x08, 0x00]
+            let cases: [(DropReason, [UInt8], Lab.Node)] = [
+                (.malformedVXLAN, [0x08, 0, 0], n2),
+                (.badVXLANFlags, [0x0C, 0, 0, 0, 0x00, 0x10, 0x01, 0] + innerHeader, n2),
+                (.unknownVNI, [0x08, 0, 0, 0, 0x00, 0x99, 0x99, 0] + innerHeader, n2),
+                (.truncatedInner, vxlan + Array(innerHeader[0..<10]), n2),
+                (.oversizeFrame, vxlan + innerHeader + [UInt8](repeating: 0x45, count: 8000), n2),
+                (.unknownVTEP, vxlan + innerHeader + [UInt8](repeating: 0, count: 40), attacker),
+            ]
+            for (_, payload, sender) in cases {
+                for _ in 0..<3 { try Probe.sendUDP(payload, to: n1.underlayAddress, port: VXLANPacket.port, from: sender.namespace) }
+            }
+            let ping = try overlay.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "\(a2)"], in: e1)
+            #expect(ping.status == 0, "forwarding stopped after bad input: \(ping.output)")
+            let statistics = engine.statistics()
+            for (reason, _, _) in cases {
+                #expect(statistics.drops(reason) == 3, "\(reason): \(statistics.drops(reason))")
+            }
+        }
+    }
+}
