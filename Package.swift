@@ -15,6 +15,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     ],
     targets: [
         // System libraries, linked through module maps and pkg-config.
@@ -60,12 +62,16 @@ let package = Package(
                 "ControlPlane", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "HostNet"], exclude: ["Fixtures"]),
         .testTarget(name: "HostNetTests", dependencies: ["HostNet", "Wire", "Lab"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "HostNet", "Wire"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "Lab", "HostNet", "Wire"]),
+        .testTarget(name: "CLITests", dependencies: ["HostNet", "Lab", "Wire"]),
         .testTarget(name: "IngressLBTests", dependencies: ["IngressLB"]),
         .testTarget(name: "ServiceDNSTests", dependencies: ["ServiceDNS"]),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"]),

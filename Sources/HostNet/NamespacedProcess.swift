@@ -10,6 +10,7 @@ public final class NamespacedProcess: @unchecked Sendable {
     public let arguments: [String]
     private var outputDescriptor: Int32
     private var exitStatus: Int32?
+    private var detached = false
 
     /// What a finished process left behind.
     public struct Result: Sendable {
@@ -67,12 +68,16 @@ public final class NamespacedProcess: @unchecked Sendable {
     }
 
     deinit {
-        if exitStatus == nil {
+        if exitStatus == nil && !detached {
             kill(pid, SIGKILL)
             _ = reap(blocking: true)
         }
         if outputDescriptor >= 0 { Glibc.close(outputDescriptor) }
     }
+
+    /// Lets the child outlive this object (a daemon): deinit will neither kill nor reap it.
+    /// Whoever keeps its pid must reap or stop it.
+    public func detach() { detached = true }
 
     /// Sends a signal to the child.
     public func signal(_ number: Int32) { if exitStatus == nil { kill(pid, number) } }

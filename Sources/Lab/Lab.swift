@@ -120,6 +120,52 @@ public final class Lab: @unchecked Sendable {
         return namespace
     }
 
+    /// Starts a long-running process inside `node` (a daemon), recorded so that teardown
+    /// stops it. Its output goes to `log` (a file under the lab's directory) when given.
+    @discardableResult
+    public func startProcess(on node: Node, _ arguments: [String], log: String? = nil) throws -> ProcessIdentity {
+        let process: NamespacedProcess
+        if let log {
+            let path = try writeFile(log, contents: Data())
+            process = try NamespacedProcess(["sh", "-c", "exec \"$@\" >>\(path) 2>&1", "sh"] + arguments, in: node.namespace, captureOutput: false)
+        } else {
+            process = try NamespacedProcess(arguments, in: node.namespace, captureOutput: false)
+        }
+        process.detach()
+        let identity = ProcessIdentity(pid: process.pid, startTime: ProcessIdentity.startTime(of: process.pid) ?? 0)
+        record.processes.append(identity)
+        try record.save()
+        return identity
+    }
+
+    /// Writes a file of the lab (removed at teardown) and returns its path.
+    @discardableResult
+    public func writeFile(_ name: String, contents: Data) throws -> String {
+        let path = "\(record.fileDirectory)/\(name)"
+        if !record.files.contains(path) {
+            record.files.append(path)
+            try record.save()
+        }
+        try AtomicFile.write(contents, to: path)
+        return path
+    }
+
+    /// Stops recorded processes: SIGTERM, then SIGKILL after two seconds. Only processes
+    /// whose start time still matches are signalled, never a later process with a reused pid.
+    static func stop(_ processes: [ProcessIdentity]) {
+        let alive = processes.filter(\.isAlive)
+        alive.forEach { kill($0.pid, SIGTERM) }
+        // A child of this process stays a zombie (and "alive") until reaped; others are
+        // reaped by their parent and waitpid simply fails for them.
+        func running() -> [ProcessIdentity] {
+            alive.filter { waitpid($0.pid, nil, WNOHANG) != $0.pid && $0.isAlive }
+        }
+        // Bounded: 40 checks, 50 ms apart, then SIGKILL and as many again.
+        for _ in 0..<40 where !running().isEmpty { usleep(50_000) }
+        running().forEach { kill($0.pid, SIGKILL) }
+        for _ in 0..<40 where !running().isEmpty { usleep(50_000) }
+    }
+
     /// The node called `name` (`n1`, …).
     public func node(_ name: String) throws -> Node {
         guard let node = nodes.first(where: { $0.name == name }) else { throw LabError.noSuchNode(name, lab: self.name) }
@@ -135,6 +181,9 @@ public final class Lab: @unchecked Sendable {
 
     static func remove(_ record: LabRecord) throws {
         var failures: [String] = []
+        stop(record.processes)
+        for file in record.files { unlink(file) }
+        try? FileManager.default.removeItem(atPath: record.fileDirectory)
         for name in record.namespaces.reversed() {
             let namespace = NetworkNamespace(named: name)
             guard namespace.exists else { continue }
@@ -158,7 +207,7 @@ public final class Lab: @unchecked Sendable {
         }
     }
 
-    private static func validate(_ name: String) throws -> String {
+    static func validate(_ name: String) throws -> String {
         let allowed = name.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
         guard !name.isEmpty, name.utf8.count <= 16, allowed else { throw LabError.invalidName(name) }
         return name

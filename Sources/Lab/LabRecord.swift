@@ -22,6 +22,10 @@ public struct LabRecord: Codable, Sendable, Equatable {
     public var nodes: [NodeRecord]
     /// Every namespace this lab may have created, in creation order.
     public var namespaces: [String]
+    /// Long-running processes the lab started (daemons in nodes), stopped at teardown.
+    public var processes: [ProcessIdentity] = []
+    /// Files the lab wrote (daemon configurations, control sockets), removed at teardown.
+    public var files: [String] = []
 
     /// One node of a lab.
     public struct NodeRecord: Codable, Sendable, Equatable {
@@ -46,6 +50,9 @@ public struct LabRecord: Codable, Sendable, Equatable {
     static func load(path: String) throws -> LabRecord {
         try JSONDecoder().decode(LabRecord.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
     }
+
+    /// The directory for files of this lab.
+    public var fileDirectory: String { "\(Self.directory)/\(name).d" }
 
     /// Every record on this host; unreadable files are skipped.
     public static func all() -> [LabRecord] {

@@ -2,12 +2,14 @@ import ArgumentParser
 import Foundation
 import HostNet
 import Lab
+import Overlay
 import Wire
 
-/// `shoal lab demo`: the main demo of the current milestone, run by `make demo`.
+/// `shoal lab demo`: the main demo of the current milestone, run by `make demo`: a lab whose
+/// nodes run the overlay daemon, endpoints pinging each other across it, the counters, teardown.
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Bring up a 2-node lab with a TAP endpoint in each, show that it works, tear it down.")
+        abstract: "Bring up a lab running the overlay, show traffic crossing it, tear it down.")
 
     @Option(help: "Number of nodes (2-20).")
     var nodes: Int = 2
@@ -23,46 +25,35 @@ struct Demo: ParsableCommand {
         do {
             print("== lab \(lab.name) is up")
             print(LabReport.describe(lab))
-            var endpoints: [LabEndpoint] = []
-            for (offset, node) in lab.nodes.enumerated() {
-                let address = IPv4Prefix(IPv4Address(10, 10, 0, UInt8(offset + 2)), length: 24)
-                endpoints.append(try LabEndpoint(in: node, address: address))
-            }
-            print("\n== a TAP endpoint in each node (the data plane holds the fd side)")
-            for (node, endpoint) in zip(lab.nodes, endpoints) {
-                let link = try RouteNetlink(in: node.namespace).links().first { $0.name == endpoint.tap.name }
-                print("  \(node.name): \(link.map(\.description) ?? endpoint.tap.name)  inet \(endpoint.address)")
+            let members = try LabOverlay.start(in: lab)
+            print("\n== overlay network '\(LabOverlay.network.name)' (VNI \(LabOverlay.network.vni), \(LabOverlay.network.subnet)): one endpoint per node, a shoal overlay daemon in each node")
+            for member in members {
+                print("  \(member.node.name): endpoint \(member.address) in \(member.endpoint.name), VTEP \(member.node.underlayAddress):4789")
             }
 
-            print("\n== underlay: every node reaches every other over the lab bridge")
-            for from in lab.nodes {
-                for to in lab.nodes where to != from {
+            print("\n== endpoints ping each other across the overlay (ARP answered by the daemons, frames in VXLAN)")
+            for from in members {
+                for to in members where to.node != from.node {
                     let result = try NamespacedProcess.run(
-                        ["ping", "-c", "1", "-W", "2", "\(to.underlayAddress)"], in: from.namespace, timeoutSeconds: 5)
+                        ["ping", "-c", "2", "-i", "0.2", "-W", "2", "\(to.address)"], in: from.endpoint, timeoutSeconds: 10)
                     let ok = result.status == 0
                     failed = failed || !ok
-                    print("  \(from.name) → \(to.name) (\(to.underlayAddress)): \(ok ? "ok" : "FAILED\n\(result.output)")")
+                    let rtt = result.output.split(separator: "\n").last { $0.contains("rtt") }.map { " (\($0))" } ?? ""
+                    print("  \(from.address) → \(to.address): \(ok ? "ok" : "FAILED\n\(result.output)")\(rtt)")
                 }
             }
 
-            print("\n== TAP: a frame written to the fd reaches the kernel, and the kernel's answer comes back")
-            for (node, endpoint) in zip(lab.nodes, endpoints) {
-                let asker = IPv4Address(rawValue: endpoint.address.network.rawValue | 0xFE)
-                let answer = try endpoint.resolve(endpoint.address.address, asking: asker)
-                let ok = answer == endpoint.mac
-                failed = failed || !ok
-                print(
-                    "  \(node.name): wrote ARP who-has \(endpoint.address.address) tell \(asker) → "
-                        + (answer.map { "kernel replied \(endpoint.address.address) is-at \($0)" } ?? "no reply (FAILED)"))
-            }
-            endpoints.forEach { $0.tap.close() }
+            print("\n== counters of the daemon on \(members[0].node.name) ('shoal overlay stats')")
+            let response = try ControlChannel.send(.init(command: .statistics), to: members[0].control, timeout: 5)
+            let statistics = try JSONDecoder().decode(OverlayStatistics.self, from: Data((response.json ?? "").utf8))
+            print(OverlayDaemon.table(statistics))
         } catch {
             try? lab.down()
             throw error
         }
         try lab.down()
         let left = NetworkNamespace.all().filter { $0.contains(lab.name) }
-        print("\n== lab \(lab.name) torn down; namespaces left: \(left.isEmpty ? "none" : left.joined(separator: ", "))")
+        print("\n== lab \(lab.name) torn down (daemons stopped); namespaces left: \(left.isEmpty ? "none" : left.joined(separator: ", "))")
         if failed || !left.isEmpty { throw ExitCode.failure }
     }
 }

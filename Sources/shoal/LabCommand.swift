@@ -20,6 +20,9 @@ struct LabCommand: ParsableCommand {
         @Option(help: "Name of the lab (1-16 of a-z, 0-9, '-'); random when omitted.")
         var name: String?
 
+        @Flag(help: "Run the overlay daemon in every node, with one endpoint per node on network 'demo'.")
+        var overlay = false
+
         func validate() throws {
             guard (1...200).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 200, not \(nodes)") }
         }
@@ -28,6 +31,16 @@ struct LabCommand: ParsableCommand {
             try requireRoot()
             let lab = try Lab.up(nodes: nodes, name: name, persistent: true)
             print(LabReport.describe(lab))
+            if overlay {
+                do {
+                    for member in try LabOverlay.start(in: lab) {
+                        print("  overlay on \(member.node.name): endpoint \(member.address) in namespace \(member.endpoint.name), control \(member.control)")
+                    }
+                } catch {
+                    try? lab.down()
+                    throw error
+                }
+            }
             print("tear it down with: shoal lab down \(lab.name)")
         }
     }
