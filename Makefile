@@ -43,16 +43,23 @@ test: unit-test
 	@echo "make test: all passed"
 
 fuzz-build: deps
-	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_BUILD) -c release -Xswiftc -sanitize=fuzzer,address
+	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_BUILD) -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+
+FUZZERS := WireFuzz OverlayFuzz
 
 # Fuzz every parser of network bytes for FUZZ_SECONDS each; a crash leaves its input in
 # fuzz-artifacts/ and fails the target. Rerun one input: $(FUZZ_BUILD)/release/WireFuzz FILE
 fuzz: fuzz-build
-	@mkdir -p fuzz-artifacts $(FUZZ_BUILD)/corpus/wire
-	@python3 Fuzz/seed-from-pcap.py Tests/WireTests/Fixtures/kernel-vxlan.pcap $(FUZZ_BUILD)/corpus/wire
-	$(FUZZ_BUILD)/release/WireFuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	  -artifact_prefix=fuzz-artifacts/wire- $(FUZZ_BUILD)/corpus/wire 2>&1 | tail -n 15; \
-	  exit $${PIPESTATUS[0]}
+	@mkdir -p fuzz-artifacts
+	@for fuzzer in $(FUZZERS); do \
+	  corpus=$(FUZZ_BUILD)/corpus/$$fuzzer; mkdir -p $$corpus; \
+	  python3 Fuzz/seed-from-pcap.py Tests/WireTests/Fixtures/kernel-vxlan.pcap $$corpus >/dev/null; \
+	  echo "== $$fuzzer for $(FUZZ_SECONDS) s"; \
+	  $(FUZZ_BUILD)/release/$$fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=fuzz-artifacts/$$fuzzer- $$corpus > $(FUZZ_BUILD)/$$fuzzer.log 2>&1; \
+	  status=$$?; grep -E "^Done|number_of_executed_units|new_units_added|ERROR|SUMMARY" $(FUZZ_BUILD)/$$fuzzer.log; \
+	  if [ $$status -ne 0 ]; then tail -n 40 $(FUZZ_BUILD)/$$fuzzer.log; exit $$status; fi; \
+	done
 
 clean:
 	rm -rf .build $(FUZZ_BUILD) fuzz-artifacts

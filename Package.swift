@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "Wire", targets: ["Wire"]),
         .library(name: "HostNet", targets: ["HostNet"]),
         .library(name: "Lab", targets: ["Lab"]),
+        .library(name: "Overlay", targets: ["Overlay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -1,16 +1,21 @@
 // swift-tools-version: 6.1
 // libFuzzer harnesses for Shoal's parsers of network bytes. A separate package because a
-// fuzz executable has no `main` of its own (libFuzzer provides it), so it only links when built
-// with `-sanitize=fuzzer`; see `make fuzz` in the parent directory.
+// fuzz executable has no `main` of its own (libFuzzer's driver takes over), so it only links
+// when built with `-sanitize=fuzzer`; see `make fuzz` in the parent directory.
 import PackageDescription
 
 let package = Package(
     name: "ShoalFuzz",
     dependencies: [.package(name: "Shoal", path: "..")],
     targets: [
+        .target(name: "FuzzDriver"),
         .executableTarget(
             name: "WireFuzz",
-            dependencies: [.product(name: "Wire", package: "Shoal")],
+            dependencies: ["FuzzDriver", .product(name: "Wire", package: "Shoal")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(
+            name: "OverlayFuzz",
+            dependencies: ["FuzzDriver", .product(name: "Overlay", package: "Shoal"), .product(name: "Wire", package: "Shoal")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     ]
 )

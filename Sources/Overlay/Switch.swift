@@ -163,13 +163,16 @@ public struct Switch {
 
 /// Owns the memory behind a ``Switch``: built off the hot path from a topology and the port
 /// numbering, swapped in by the engine between batches, freed when the engine drops it.
-final class ForwardingTables {
-    let view: Switch
+/// Immutable once built: any number of threads may read it concurrently.
+public final class ForwardingTables: @unchecked Sendable {
+    /// The switch over these tables; valid while this object lives.
+    public let view: Switch
     private let networkStorage: UnsafeMutableBufferPointer<NetworkEntry>
     private let portStorage: UnsafeMutableBufferPointer<PortEntry>
 
-    /// `ports[i]` is the local endpoint served by port index `i`.
-    init(topology: Topology, ports: [LocalEndpoint], maximumFrameLength: Int) {
+    /// `ports[i]` is the local endpoint served by port index `i`; `topology` must be valid
+    /// (``Topology/validate()``) and list those endpoints.
+    public init(topology: Topology, ports: [LocalEndpoint], maximumFrameLength: Int) {
         let networkIndex = Dictionary(uniqueKeysWithValues: topology.networks.enumerated().map { ($1.name, $0) })
         networkStorage = .allocate(capacity: topology.networks.count)
         _ = networkStorage.initialize(from: topology.networks.map {

@@ -3,12 +3,12 @@
 // ARP/IPv4 → ICMP/TCP/UDP), a bare VXLAN payload from a UDP socket, and a TAP read with a
 // virtio-net header. Every accessor is touched so that a read past a validated length shows
 // up under AddressSanitizer. A thrown WireError is the expected outcome for bad input.
+import FuzzDriver
 import Wire
 
 /// One reusable buffer, so the harness itself allocates nothing per input.
 nonisolated(unsafe) let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 17, alignment: 16)
 
-@_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0, size <= scratch.count - 1 else { return 0 }
     // Copy into an exactly-sized allocation so ASan sees any read past the end.
@@ -93,18 +93,8 @@ func touch(_ ip: IPv4Packet) throws(WireError) -> UInt64 {
     return sum
 }
 
-/// libFuzzer's driver, exported by its runtime for programs that own `main`.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
-/// SwiftPM links every executable with `main` renamed to `<Target>_main`; this hands control to
-/// libFuzzer's driver from there.
+/// SwiftPM's renamed `main` for this target.
 @_cdecl("WireFuzz_main")
 func wireFuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var count = argc
-    var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in fuzz(data, size) }
+    runFuzzer(argc, argv) { data, size in fuzz(data, size) }
 }
