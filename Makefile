@@ -7,9 +7,9 @@ FUZZ_SECONDS ?= 300
 # make test runs each fuzzer briefly so the harness stays honest; make fuzz runs it for real.
 TEST_FUZZ_SECONDS ?= 30
 FUZZ_BUILD   := .build-fuzz
-SYSTEM_PACKAGES := libmnl-dev libpcap-dev iproute2 iputils-ping tcpdump ethtool python3 iperf3
+SYSTEM_PACKAGES := libmnl-dev libpcap-dev iproute2 iputils-ping tcpdump ethtool python3 iperf3 valgrind
 
-.PHONY: deps build release demo test unit-test fuzz fuzz-build clean
+.PHONY: deps build release demo test unit-test fuzz fuzz-build hotpath bench clean
 
 # Install the system packages that are missing (dpkg -s tells), with one apt-get update.
 deps:
@@ -37,6 +37,7 @@ unit-test: deps
 
 test: unit-test
 	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+	$(MAKE) hotpath HOTPATH_FRAMES="300 2300"
 	@left=$$(ip netns list | grep -E '^shoal-tmp-' || true); \
 	labs=$$($(SWIFT) run --skip-build shoal lab ls | grep -vE 'persistent|^no labs' || true); \
 	if [ -n "$$left$$labs" ]; then echo "tests left namespaces or labs behind:"; echo "$$left$$labs"; exit 1; fi
@@ -61,5 +62,14 @@ fuzz: fuzz-build
 	  if [ $$status -ne 0 ]; then tail -n 40 $(FUZZ_BUILD)/$$fuzzer.log; exit $$status; fi; \
 	done
 
+# Allocations and reference counting per frame on the overlay's hot path, counted by callgrind.
+HOTPATH_FRAMES ?= 2000 12000
+hotpath: deps
+	bench/hotpath-allocations.sh $(HOTPATH_FRAMES)
+
+# The benchmarks of bench/README.md (minutes; run on a quiet machine).
+bench: hotpath
+	bench/overlay.sh
+
 clean:
-	rm -rf .build $(FUZZ_BUILD) fuzz-artifacts
+	rm -rf .build $(FUZZ_BUILD) .build-bench fuzz-artifacts

@@ -1,0 +1,148 @@
+// Usage: OverlayHotPath switch N | engine N
+//
+//   switch N  runs N rounds of three switch decisions (encapsulate from a port, deliver from
+//             the wire, answer an ARP request) on copies of template frames;
+//   engine N  brings up a 2-node lab with an OverlayEngine per node and sends N UDP datagrams
+//             from an endpoint on n1 to one on n2 (TAP → switch → VXLAN → switch → TAP),
+//             reading each one back.
+//
+// Everything before the measured loop is identical for every N, so the difference between two
+// runs under callgrind is what the extra frames cost.
+import Foundation
+import Glibc
+import HostNet
+import Lab
+import Overlay
+import Wire
+
+let arguments = CommandLine.arguments
+guard arguments.count == 3, let count = Int(arguments[2]), count > 0 else {
+    FileHandle.standardError.write(Data("usage: OverlayHotPath switch|engine N\n".utf8))
+    exit(64)
+}
+
+let blue = OverlayNetwork(name: "blue", vni: VNI(4097)!, subnet: IPv4Prefix("10.20.0.0/24")!, gateway: IPv4Address(10, 20, 0, 1))
+let near = IPv4Address(10, 20, 0, 2), far = IPv4Address(10, 20, 0, 3)
+
+/// Builds a frame of `length` bytes with `build` and returns it.
+func frame(_ length: Int, _ build: (UnsafeMutableRawBufferPointer) throws -> Void) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: length)
+    bytes.withUnsafeMutableBytes { try! build($0) }
+    return bytes
+}
+
+func runSwitch(_ rounds: Int) -> Int {
+    let vtep = IPv4Address(192, 0, 2, 12)
+    let topology = Topology(
+        networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: near, namespace: "x")],
+        remoteEndpoints: [RemoteEndpoint(network: "blue", address: far, vtep: vtep)])
+    let tables = ForwardingTables(topology: topology, ports: topology.localEndpoints, maximumFrameLength: 1464)
+    let ping = frame(98) { buffer in
+        let ethernet = try EthernetFrame.build(in: buffer, destination: .derived(from: far), source: .derived(from: near), etherType: .ipv4)
+        let ip = try IPv4Packet.build(in: ethernet.payload, totalLength: 84, protocol: .icmp, source: near, destination: far)
+        _ = try ICMPMessage.buildEcho(in: ip.payload, type: .echoRequest, identifier: 1, sequenceNumber: 1, payloadLength: 56)
+    }
+    var reply = [UInt8](repeating: 0, count: 8) + ping
+    reply.withUnsafeMutableBytes { buffer in
+        _ = try! VXLANPacket.build(in: buffer, vni: blue.vni)
+        let ethernet = try! EthernetFrame(validating: buffer.slice(8, buffer.count))
+        ethernet.destination = .derived(from: near)
+        ethernet.source = .derived(from: far)
+        let ip = try! IPv4Packet(validating: ethernet.payload)
+        ip.source = far
+        ip.destination = near
+    }
+    let arp = frame(42) { buffer in
+        let ethernet = try EthernetFrame.build(in: buffer, destination: .broadcast, source: .derived(from: near), etherType: .arp)
+        _ = try ARPPacket.build(in: ethernet.payload, operation: .request, senderMAC: .derived(from: near), senderIP: near,
+                                targetMAC: .zero, targetIP: far)
+    }
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+    defer { scratch.deallocate() }
+    var handled = 0
+    let sw = tables.view
+    for _ in 0..<rounds {
+        ping.withUnsafeBytes { scratch.copyMemory(from: $0) }
+        if case .encapsulate = sw.fromPort(0, frame: scratch.slice(0, ping.count)) { handled += 1 }
+        reply.withUnsafeBytes { scratch.copyMemory(from: $0) }
+        var network = -1
+        if case .deliver = sw.fromWire(vtep: vtep, datagram: scratch.slice(0, reply.count), networkIndex: &network) { handled += 1 }
+        arp.withUnsafeBytes { scratch.copyMemory(from: $0) }
+        if case .replyToPort = sw.fromPort(0, frame: scratch.slice(0, arp.count)) { handled += 1 }
+    }
+    withExtendedLifetime(tables) {}
+    return handled
+}
+
+/// A UDP socket created inside `namespace`, bound to `address:port`, with a receive timeout.
+func udpSocket(in namespace: NetworkNamespace, bind address: IPv4Address, port: UInt16) throws -> Int32 {
+    try namespace.run {
+        let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        precondition(descriptor >= 0)
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_port = port.bigEndian
+        local.sin_addr.s_addr = address.rawValue.bigEndian
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        precondition(bound == 0, "bind \(address):\(port): errno \(errno)")
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return descriptor
+    }
+}
+
+func runEngines(_ datagrams: Int) throws -> Int {
+    let lab = try Lab.up(nodes: 2)
+    defer { try? lab.down() }
+    let (n1, n2) = (lab.nodes[0], lab.nodes[1])
+    let e1 = try lab.addNamespace(on: n1, suffix: "ep"), e2 = try lab.addNamespace(on: n2, suffix: "ep")
+    let engine1 = try OverlayEngine(configuration: .init(underlayAddress: n1.underlayAddress, namespace: n1.namespace))
+    let engine2 = try OverlayEngine(configuration: .init(underlayAddress: n2.underlayAddress, namespace: n2.namespace))
+    defer {
+        engine1.stop()
+        engine2.stop()
+    }
+    try engine1.apply(Topology(networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: near, namespace: e1.name)],
+                               remoteEndpoints: [RemoteEndpoint(network: "blue", address: far, vtep: n2.underlayAddress)]))
+    try engine2.apply(Topology(networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: far, namespace: e2.name)],
+                               remoteEndpoints: [RemoteEndpoint(network: "blue", address: near, vtep: n1.underlayAddress)]))
+    engine1.start()
+    engine2.start()
+    let sender = try udpSocket(in: e1, bind: near, port: 5001)
+    let receiver = try udpSocket(in: e2, bind: far, port: 5000)
+    defer {
+        close(sender)
+        close(receiver)
+    }
+    var target = sockaddr_in()
+    target.sin_family = sa_family_t(AF_INET)
+    target.sin_port = UInt16(5000).bigEndian
+    target.sin_addr.s_addr = far.rawValue.bigEndian
+    let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+    defer { payload.deallocate() }
+    payload.initializeMemory(as: UInt8.self, repeating: 0x5A)
+    // One exchange first, so that ARP is resolved before the measured loop.
+    var received = 0
+    for round in 0..<(datagrams + 1) {
+        let sent = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(sender, payload.baseAddress, 1000, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        precondition(sent == 1000, "sendto: errno \(errno)")
+        if recv(receiver, payload.baseAddress, payload.count, 0) == 1000, round > 0 { received += 1 }
+    }
+    return received
+}
+
+switch arguments[1] {
+case "switch":
+    print("switch: \(runSwitch(count)) of \(3 * count) decisions as expected")
+case "engine":
+    print("engine: \(try runEngines(count)) of \(count) datagrams crossed the overlay")
+default:
+    FileHandle.standardError.write(Data("unknown mode \(arguments[1])\n".utf8))
+    exit(64)
+}
