@@ -33,7 +33,7 @@ trap cleanup EXIT
 "$shoal" lab up --nodes 2 --name "$lab" >/dev/null 2>&1
 n1=shoal-$lab-n1 n2=shoal-$lab-n2
 u1=192.0.2.11 u2=192.0.2.12
-in() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+run_in() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
 # --- measurements: each prints one number -----------------------------------------------
 median() { python3 -c "import sys, statistics; v=[float(x) for x in sys.argv[1:]]; print(statistics.median(v))" "$@"; }
@@ -41,10 +41,10 @@ median() { python3 -c "import sys, statistics; v=[float(x) for x in sys.argv[1:]
 iperf_tcp() {  # client-ns server-ns server-ip streams → Gbit/s (median of runs)
     local values=()
     for _ in $(seq "$runs"); do
-        in "$2" iperf3 -s -1 -B "$3" >/dev/null 2>&1 & local server=$!
+        run_in "$2" iperf3 -s -1 -B "$3" >/dev/null 2>&1 & local server=$!
         sleep 0.3
         local json
-        json=$(in "$1" iperf3 -c "$3" -t "$seconds" -P "$4" -J 2>/dev/null || true)
+        json=$(run_in "$1" iperf3 -c "$3" -t "$seconds" -P "$4" -J 2>/dev/null || true)
         wait "$server" 2>/dev/null || true
         values+=("$(python3 -c 'import json,sys; d=json.loads(sys.stdin.read() or "{}"); print(d.get("end",{}).get("sum_received",{}).get("bits_per_second",0)/1e9)' <<<"$json")")
     done
@@ -54,10 +54,10 @@ iperf_tcp() {  # client-ns server-ns server-ip streams → Gbit/s (median of run
 iperf_udp_pps() {  # client-ns server-ns server-ip → received packets/s (median)
     local values=()
     for _ in $(seq "$runs"); do
-        in "$2" iperf3 -s -1 -B "$3" >/dev/null 2>&1 & local server=$!
+        run_in "$2" iperf3 -s -1 -B "$3" >/dev/null 2>&1 & local server=$!
         sleep 0.3
         local json
-        json=$(in "$1" iperf3 -c "$3" -u -l 64 -b 0 -t "$seconds" -J 2>/dev/null || true)
+        json=$(run_in "$1" iperf3 -c "$3" -u -l 64 -b 0 -t "$seconds" -J 2>/dev/null || true)
         wait "$server" 2>/dev/null || true
         values+=("$(python3 -c '
 import json, sys
@@ -68,13 +68,13 @@ print((d.get("packets", 0) - d.get("lost_packets", 0)) / max(d.get("seconds", 1)
 }
 
 ping_rtt() {  # ns target → average RTT in ms over 200 pings
-    in "$1" ping -c 200 -i 0.005 -q "$2" 2>/dev/null | awk -F/ '/rtt/ { print $5 }'
+    run_in "$1" ping -c 200 -i 0.005 -q "$2" 2>/dev/null | awk -F/ '/rtt/ { print $5 }'
 }
 
 declare -A result
 measure() {  # name client-ns server-ns server-ip
     echo "measuring $1 …" >&2
-    in "$2" ping -c 3 -i 0.2 -W 2 "$4" >/dev/null || { echo "$1: no connectivity" >&2; return 1; }
+    run_in "$2" ping -c 3 -i 0.2 -W 2 "$4" >/dev/null || { echo "$1: no connectivity" >&2; return 1; }
     result[$1,tcp1]=$(iperf_tcp "$2" "$3" "$4" 1)
     result[$1,tcp4]=$(iperf_tcp "$2" "$3" "$4" 4)
     result[$1,pps]=$(iperf_udp_pps "$2" "$3" "$4")
@@ -105,7 +105,7 @@ for side in 1 2; do
   "local": [{ "network": "bench", "address": "10.10.0.$((side + 1))", "namespace": "shoal-$lab-n$side-ep" }],
   "remote": [{ "network": "bench", "address": "10.10.0.$other", "vtep": "$peer" }] }
 JSON
-    in "$ns" "$shoal" overlay run --config "$work/n$side.json" --control "$work/n$side.sock" >"$work/n$side.log" 2>&1 &
+    run_in "$ns" "$shoal" overlay run --config "$work/n$side.json" --control "$work/n$side.sock" >"$work/n$side.log" 2>&1 &
     pids+=($!)
 done
 for _ in $(seq 50); do [ -S "$work/n1.sock" ] && [ -S "$work/n2.sock" ] && break; sleep 0.1; done
@@ -116,9 +116,9 @@ for pid in "${pids[@]}"; do kill "$pid"; done; pids=(); sleep 0.5
 key1=$(wg genkey); key2=$(wg genkey)
 for side in 1 2; do
     ns=$n1 dev=wga key=$key1 peerkey=$key2 peer=$u2 other=2; [ $side = 2 ] && ns=$n2 dev=wgb key=$key2 peerkey=$key1 peer=$u1 other=1
-    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 in "$ns" wireguard-go "$dev" >/dev/null 2>&1
+    WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1 run_in "$ns" wireguard-go "$dev" >/dev/null 2>&1
     echo "$key" > "$work/wg$side.key"
-    in "$ns" wg set "$dev" private-key "$work/wg$side.key" listen-port 51820 \
+    run_in "$ns" wg set "$dev" private-key "$work/wg$side.key" listen-port 51820 \
         peer "$(echo "$peerkey" | wg pubkey)" endpoint "$peer:51820" allowed-ips "10.98.0.$other/32"
     ip -n "$ns" addr add "10.98.0.$side/24" dev "$dev"
     ip -n "$ns" link set "$dev" up
@@ -143,7 +143,7 @@ firewall:
   outbound: [{ port: any, proto: any, host: any }]
   inbound: [{ port: any, proto: any, host: any }]
 YAML
-    in "$ns" nebula -config "$work/$name.yml" >"$work/nebula$side.log" 2>&1 &
+    run_in "$ns" nebula -config "$work/$name.yml" >"$work/nebula$side.log" 2>&1 &
     pids+=($!)
 done
 sleep 2
