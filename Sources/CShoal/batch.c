@@ -11,11 +11,9 @@
 
 // mmsghdr arrays live on the stack: a batch costs no allocation.
 
-int shoal_udp_receive_batch(int fd, shoal_datagram *datagrams, int count) {
-    if (count > SHOAL_MAX_BATCH) count = SHOAL_MAX_BATCH;
-    struct mmsghdr messages[SHOAL_MAX_BATCH];
-    struct iovec vectors[SHOAL_MAX_BATCH];
-    struct sockaddr_in peers[SHOAL_MAX_BATCH];
+// Points message i at datagram i's buffer and at peer slot i (filled by the caller to send).
+static void prepare(struct mmsghdr *messages, struct iovec *vectors, struct sockaddr_in *peers,
+                    const shoal_datagram *datagrams, int count) {
     for (int i = 0; i < count; i++) {
         vectors[i].iov_base = datagrams[i].buffer;
         vectors[i].iov_len = datagrams[i].length;
@@ -25,6 +23,14 @@ int shoal_udp_receive_batch(int fd, shoal_datagram *datagrams, int count) {
         messages[i].msg_hdr.msg_name = &peers[i];
         messages[i].msg_hdr.msg_namelen = sizeof(peers[i]);
     }
+}
+
+int shoal_udp_receive_batch(int fd, shoal_datagram *datagrams, int count) {
+    if (count > SHOAL_MAX_BATCH) count = SHOAL_MAX_BATCH;
+    struct mmsghdr messages[SHOAL_MAX_BATCH];
+    struct iovec vectors[SHOAL_MAX_BATCH];
+    struct sockaddr_in peers[SHOAL_MAX_BATCH];
+    prepare(messages, vectors, peers, datagrams, count);
     int received;
     do {
         received = recvmmsg(fd, messages, (unsigned)count, MSG_DONTWAIT, NULL);
@@ -44,18 +50,12 @@ int shoal_udp_send_batch(int fd, const shoal_datagram *datagrams, int count) {
     struct mmsghdr messages[SHOAL_MAX_BATCH];
     struct iovec vectors[SHOAL_MAX_BATCH];
     struct sockaddr_in peers[SHOAL_MAX_BATCH];
+    prepare(messages, vectors, peers, datagrams, count);
     for (int i = 0; i < count; i++) {
-        vectors[i].iov_base = datagrams[i].buffer;
-        vectors[i].iov_len = datagrams[i].length;
         memset(&peers[i], 0, sizeof(peers[i]));
         peers[i].sin_family = AF_INET;
         peers[i].sin_addr.s_addr = htonl(datagrams[i].address);
         peers[i].sin_port = htons(datagrams[i].port);
-        memset(&messages[i].msg_hdr, 0, sizeof(messages[i].msg_hdr));
-        messages[i].msg_hdr.msg_iov = &vectors[i];
-        messages[i].msg_hdr.msg_iovlen = 1;
-        messages[i].msg_hdr.msg_name = &peers[i];
-        messages[i].msg_hdr.msg_namelen = sizeof(peers[i]);
     }
     int sent = 0;
     while (sent < count) {

@@ -40,12 +40,7 @@ enum ControlChannel {
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
         return try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 16)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineBasedFrameDecoder()))
-                    try channel.pipeline.syncOperations.addHandler(RequestHandler(handle: handle))
-                }
-            }
+            .childChannelInitializer { channel in lines(channel, RequestHandler(handle: handle)) }
             .bind(unixDomainSocketPath: path)
             .wait()
     }
@@ -58,12 +53,7 @@ enum ControlChannel {
         let channel: Channel
         do {
             channel = try ClientBootstrap(group: group)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineBasedFrameDecoder()))
-                        try channel.pipeline.syncOperations.addHandler(ResponseHandler(promise: answer))
-                    }
-                }
+                .channelInitializer { channel in lines(channel, ResponseHandler(promise: answer)) }
                 .connect(unixDomainSocketPath: path)
                 .wait()
         } catch {
@@ -81,6 +71,14 @@ enum ControlChannel {
             channel.close(promise: nil)
         }
         return try answer.futureResult.wait()
+    }
+
+    /// Frames `channel` into lines and hands each to `handler`.
+    private static func lines(_ channel: Channel, _ handler: some ChannelInboundHandler & Sendable) -> EventLoopFuture<Void> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineBasedFrameDecoder()))
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
     }
 
     private final class RequestHandler: ChannelInboundHandler, Sendable {

@@ -1,10 +1,12 @@
-// Usage: OverlayHotPath switch N | engine N
+// Usage: OverlayHotPath switch N | engine N | control N
 //
 //   switch N  runs N rounds of three switch decisions (encapsulate from a port, deliver from
 //             the wire, answer an ARP request) on copies of template frames;
 //   engine N  brings up a 2-node lab with an OverlayEngine per node and sends N UDP datagrams
 //             from an endpoint on n1 to one on n2 (TAP → switch → VXLAN → switch → TAP),
-//             reading each one back.
+//             reading each one back;
+//   control N the switch loop plus one deliberate heap allocation per round, so that the
+//             counting script can show it would notice one.
 //
 // Everything before the measured loop is identical for every N, so the difference between two
 // runs under callgrind is what the extra frames cost.
@@ -31,7 +33,11 @@ func frame(_ length: Int, _ build: (UnsafeMutableRawBufferPointer) throws -> Voi
     return bytes
 }
 
-func runSwitch(_ rounds: Int) -> Int {
+/// A fresh heap buffer, kept out of line so the optimizer cannot remove the allocation.
+@inline(never)
+func allocateOnPurpose(_ round: Int) -> [UInt8] { [UInt8](repeating: UInt8(truncatingIfNeeded: round), count: 64) }
+
+func runSwitch(_ rounds: Int, allocating: Bool = false) -> Int {
     let vtep = IPv4Address(192, 0, 2, 12)
     let topology = Topology(
         networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: near, namespace: "x")],
@@ -69,6 +75,7 @@ func runSwitch(_ rounds: Int) -> Int {
         if case .deliver = sw.fromWire(vtep: vtep, datagram: scratch.slice(0, reply.count), networkIndex: &network) { handled += 1 }
         arp.withUnsafeBytes { scratch.copyMemory(from: $0) }
         if case .replyToPort = sw.fromPort(0, frame: scratch.slice(0, arp.count)) { handled += 1 }
+        if allocating { handled += allocateOnPurpose(handled).count > 64 ? 1 : 0 }
     }
     withExtendedLifetime(tables) {}
     return handled
@@ -140,6 +147,8 @@ func runEngines(_ datagrams: Int) throws -> Int {
 switch arguments[1] {
 case "switch":
     print("switch: \(runSwitch(count)) of \(3 * count) decisions as expected")
+case "control":
+    print("control: \(runSwitch(count, allocating: true)) of \(3 * count) decisions as expected, one allocation per round")
 case "engine":
     print("engine: \(try runEngines(count)) of \(count) datagrams crossed the overlay")
 default:
