@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "HostNet", targets: ["HostNet"]),
         .library(name: "Lab", targets: ["Lab"]),
         .library(name: "Overlay", targets: ["Overlay"]),
+        .library(name: "ServiceDNS", targets: ["ServiceDNS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -41,7 +42,13 @@ let package = Package(
             name: "Overlay",
             dependencies: ["CShoal", "Wire", "HostNet", .product(name: "Logging", package: "swift-log")]),
         .target(name: "IngressLB", dependencies: ["Wire", "Overlay"]),
-        .target(name: "ServiceDNS", dependencies: ["Wire", "HostNet"]),
+        .target(
+            name: "ServiceDNS",
+            dependencies: [
+                "Wire", "HostNet", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(name: "Gossip"),
         .target(name: "Raft"),
         .target(name: "ControlPlane", dependencies: ["Raft"]),
@@ -74,7 +81,7 @@ let package = Package(
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "Lab", "HostNet", "Wire"]),
         .testTarget(name: "CLITests", dependencies: ["HostNet", "Lab", "Wire"]),
         .testTarget(name: "IngressLBTests", dependencies: ["IngressLB"]),
-        .testTarget(name: "ServiceDNSTests", dependencies: ["ServiceDNS"]),
+        .testTarget(name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"]),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),

@@ -8,7 +8,7 @@ struct Shoal: ParsableCommand {
         commandName: "shoal",
         abstract: "A userspace networking engine for clusters of container hosts.",
         version: ShoalVersion.current,
-        subcommands: [Version.self, LabCommand.self, OverlayCommand.self, Capture.self])
+        subcommands: [Version.self, LabCommand.self, OverlayCommand.self, Capture.self, DNSCommand.self])
 }
 
 enum ShoalVersion {

@@ -1,1 +1,0 @@
-// Tests for ServiceDNS arrive with its implementation.
