@@ -81,7 +81,8 @@ let package = Package(
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "Lab", "HostNet", "Wire"]),
         .testTarget(name: "CLITests", dependencies: ["HostNet", "Lab", "Wire"]),
         .testTarget(name: "IngressLBTests", dependencies: ["IngressLB"]),
-        .testTarget(name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"]),
+        .testTarget(
+            name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"], exclude: ["Fixtures"]),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"]),
         .testTarget(name: "RaftTests", dependencies: ["Raft"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),

@@ -125,6 +125,25 @@ public final class NamespacedProcess: @unchecked Sendable {
         return Result(status: exitStatus ?? -1, output: String(decoding: output, as: UTF8.self), timedOut: timedOut)
     }
 
+    /// Reads the child's output up to the first newline (at most `timeoutSeconds`), for a child
+    /// that announces something (a port) and keeps running. The rest stays unread.
+    public func readLine(timeoutSeconds: Double) throws(HostNetError) -> String? {
+        var line: [UInt8] = []
+        let deadline = monotonicSeconds() + timeoutSeconds
+        var byte: UInt8 = 0
+        // Bounded by the deadline and by 4096 bytes.
+        while outputDescriptor >= 0, line.count < 4096 {
+            let remaining = deadline - monotonicSeconds()
+            guard remaining > 0 else { return nil }
+            var entry = pollfd(fd: outputDescriptor, events: Int16(POLLIN), revents: 0)
+            guard poll(&entry, 1, Int32(remaining * 1000) + 1) > 0 else { continue }
+            guard Glibc.read(outputDescriptor, &byte, 1) == 1 else { return nil }
+            if byte == 0x0A { return String(decoding: line, as: UTF8.self) }
+            line.append(byte)
+        }
+        return nil
+    }
+
     /// Runs a command to completion in `namespace` and returns its status and output.
     public static func run(_ arguments: [String], in namespace: NetworkNamespace? = nil, timeoutSeconds: Double = 30)
         throws(HostNetError) -> Result
