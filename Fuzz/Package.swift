@@ -17,5 +17,9 @@ let package = Package(
             name: "OverlayFuzz",
             dependencies: ["FuzzDriver", .product(name: "Overlay", package: "Shoal"), .product(name: "Wire", package: "Shoal")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(
+            name: "DNSFuzz",
+            dependencies: ["FuzzDriver", .product(name: "ServiceDNS", package: "Shoal"), .product(name: "Wire", package: "Shoal")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     ]
 )
