@@ -120,3 +120,33 @@ import Wire
         #expect(answer(Fixture.query("my-web"))?.addresses == [IPv4Address(10, 0, 1, 2)], "a refused snapshot changes nothing")
     }
 }
+
+/// Readers never see half an update: while one thread switches `my-web` between vip and dnsrr
+/// a thousand times, every answer another thread gets is wholly one or wholly the other.
+@Suite struct SnapshotAtomicityTests {
+    @Test func answersDuringReplacesAreNeverMixed() async throws {
+        let resolver = DNSResolver(store: try RecordStore(Fixture.records()))
+        let vip: Set<IPv4Address> = [IPv4Address(10, 0, 1, 2)]
+        let tasks = Set(Fixture.webTasks.map(\.address))
+        let query = Fixture.query("my-web")
+        try await withThrowingTaskGroup(of: Int.self) { group in
+            group.addTask {
+                for round in 0..<1000 { try resolver.store.replace(with: Fixture.records(webMode: round % 2 == 0 ? .dnsrr : .vip)) }
+                return 0
+            }
+            group.addTask {
+                var mixed = 0
+                for _ in 0..<5000 {
+                    guard case .respond(let bytes) = query.withUnsafeBytes({ resolver.resolve($0, sandbox: "t1", overTCP: false) })
+                    else { mixed += 1; continue }
+                    let answer = Set(Fixture.decode(bytes).addresses)
+                    if answer != vip && answer != tasks { mixed += 1 }
+                }
+                return mixed
+            }
+            var mixed = 0
+            for try await count in group { mixed += count }
+            #expect(mixed == 0)
+        }
+    }
+}
