@@ -14,7 +14,9 @@ public final class RecordStore: Sendable {
     /// Replaces every record at once.
     public func replace(with records: DNSRecords) throws(DNSRecordsError) {
         try records.validate()
-        let index = RecordIndex(records)
+        // Built outside the lock from the snapshot being replaced; a concurrent replace may
+        // build from the same one, and the last to swap wins, as with any two updates.
+        let index = RecordIndex(records, previous: snapshot)
         current.withLock { $0 = index }
     }
 

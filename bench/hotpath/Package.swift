@@ -14,6 +14,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Overlay", package: "Shoal"), .product(name: "Lab", package: "Shoal"),
                 .product(name: "HostNet", package: "Shoal"), .product(name: "Wire", package: "Shoal"),
+                .product(name: "ServiceDNS", package: "Shoal"),
             ]),
     ]
 )

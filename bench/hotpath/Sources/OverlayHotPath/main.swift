@@ -1,4 +1,4 @@
-// Usage: OverlayHotPath switch N | engine N | control N
+// Usage: OverlayHotPath switch N | engine N | control N | dns-replace N
 //
 //   switch N  runs N rounds of three switch decisions (encapsulate from a port, deliver from
 //             the wire, answer an ARP request) on copies of template frames;
@@ -6,7 +6,9 @@
 //             from an endpoint on n1 to one on n2 (TAP → switch → VXLAN → switch → TAP),
 //             reading each one back;
 //   control N the switch loop plus one deliberate heap allocation per round, so that the
-//             counting script can show it would notice one.
+//             counting script can show it would notice one;
+//   dns-replace N  replaces a ServiceDNS record snapshot (100 services, 1,000 tasks) N times
+//             and prints the rate (the agent applies one per cluster change).
 //
 // Everything before the measured loop is identical for every N, so the difference between two
 // runs under callgrind is what the extra frames cost.
@@ -15,6 +17,7 @@ import Glibc
 import HostNet
 import Lab
 import Overlay
+import ServiceDNS
 import Wire
 
 let arguments = CommandLine.arguments
@@ -144,11 +147,43 @@ func runEngines(_ datagrams: Int) throws -> Int {
     return received
 }
 
+func dnsRecords() -> DNSRecords {
+    var services: [ServiceRecord] = []
+    for service in 0..<100 {
+        var tasks: [TaskRecord] = []
+        for task in 0..<10 {
+            tasks.append(TaskRecord(slot: task + 1, id: "t\(service)x\(task)", address: IPv4Address(10, 2, UInt8(service), UInt8(task + 2))))
+        }
+        let mode: EndpointMode = service % 2 == 0 ? .vip : .dnsrr
+        services.append(ServiceRecord(name: "svc\(service)", mode: mode, vip: IPv4Address(10, 1, UInt8(service), 1), tasks: tasks))
+    }
+    return DNSRecords(networks: ["front": services], sandboxes: ["t1": ["front"]])
+}
+
+func dnsReplaceRate(_ count: Int) throws -> String {
+    let records = dnsRecords()
+    // Variant k moves one task of service k: consecutive snapshots differ in two services, as
+    // when a task of one service is rescheduled after another's.
+    let variants = (0..<100).map { service in
+        var changed = records
+        changed.networks["front"]![service].tasks[0].address = IPv4Address(10, 3, UInt8(service), 2)
+        return changed
+    }
+    let store = try RecordStore(records)
+    let start = ContinuousClock.now
+    for round in 0..<count { try store.replace(with: variants[round % variants.count]) }
+    let seconds = Double((ContinuousClock.now - start) / .milliseconds(1)) / 1000
+    let rate = Int(Double(count) / seconds)
+    return "dns-replace: \(count) snapshots of 100 services / 1,000 tasks, 2 services changed each, in \(seconds) s = \(rate) per second"
+}
+
 switch arguments[1] {
 case "switch":
     print("switch: \(runSwitch(count)) of \(3 * count) decisions as expected")
 case "control":
     print("control: \(runSwitch(count, allocating: true)) of \(3 * count) decisions as expected, one allocation per round")
+case "dns-replace":
+    print(try dnsReplaceRate(count))
 case "engine":
     print("engine: \(try runEngines(count)) of \(count) datagrams crossed the overlay")
 default:
