@@ -108,8 +108,8 @@ public struct IPv4Prefix: Hashable, Sendable, CustomStringConvertible, Codable {
 
 extension UnsafeMutableRawBufferPointer {
     @inlinable @inline(__always)
-    func loadIPv4(at offset: Int) -> IPv4Address { IPv4Address(rawValue: loadBigEndian32(at: offset)) }
+    public func loadIPv4(at offset: Int) -> IPv4Address { IPv4Address(rawValue: loadBigEndian32(at: offset)) }
 
     @inlinable @inline(__always)
-    func storeIPv4(_ address: IPv4Address, at offset: Int) { storeBigEndian32(address.rawValue, at: offset) }
+    public func storeIPv4(_ address: IPv4Address, at offset: Int) { storeBigEndian32(address.rawValue, at: offset) }
 }
