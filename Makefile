@@ -43,7 +43,10 @@ test: unit-test
 	if [ -n "$$left$$labs" ]; then echo "tests left namespaces or labs behind:"; echo "$$left$$labs"; exit 1; fi
 	@echo "make test: all passed"
 
+# Touching the manifest makes SwiftPM rescan the parent package's sources: it does not notice
+# files added to a path dependency otherwise.
 fuzz-build: deps
+	touch Fuzz/Package.swift
 	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_BUILD) -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
 
 FUZZERS := WireFuzz OverlayFuzz DNSFuzz

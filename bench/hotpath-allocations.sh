@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 small=${1:-2000}
 large=${2:-12000}
 build=.build-bench
+touch bench/hotpath/Package.swift  # SwiftPM misses new files of a path dependency otherwise
 swift build --package-path bench/hotpath --scratch-path "$build" -c release >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,6 +1,9 @@
 // The overlay's decapsulation path on arbitrary bytes: a datagram from one of several VTEPs
 // (known for one network, known for another, unknown) goes through Switch.fromWire, and a
 // frame from a local port goes through Switch.fromPort — including the in-place ARP rewrites.
+// With bit 6 of the selector set, the input is cut into frames that go through the software
+// GRO (TCPCoalescing) and TSO (TCPSegmentation) instead: every frame must come out in exactly
+// one result, whatever the bytes.
 // Any crash, out-of-bounds access (AddressSanitizer) or failed precondition is a finding;
 // every verdict, drops included, is an acceptable outcome.
 import FuzzDriver
@@ -29,6 +32,10 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = UnsafeMutableRawBufferPointer.allocate(byteCount: size - 1, alignment: 1)
     defer { input.deallocate() }
     input.copyMemory(from: UnsafeRawBufferPointer(start: data + 1, count: size - 1))
+    if selector & 0x40 != 0 {
+        offloads(input, segmentSize: selector & 0x3F)
+        return 0
+    }
     let verdict: Verdict
     if selector & 0x80 == 0 {
         var network = -1
@@ -39,6 +46,27 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if case .deliver(let port) = verdict { precondition(port < topology.localEndpoints.count) }
     return 0
+}
+
+nonisolated(unsafe) let output = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+nonisolated(unsafe) let results = UnsafeMutableBufferPointer<CoalescedFrame>.allocate(capacity: 64)
+nonisolated(unsafe) let lengths = UnsafeMutableBufferPointer<Int>.allocate(capacity: 64)
+
+/// Cuts `input` into frames at 2-byte big-endian lengths, then coalesces and segments them.
+func offloads(_ input: UnsafeMutableRawBufferPointer, segmentSize: Int) {
+    var frames: [UnsafeMutableRawBufferPointer] = []
+    var position = 0
+    while position + 2 <= input.count, frames.count < 64 {
+        let length = min(Int(input[position]) << 8 | Int(input[position + 1]), input.count - position - 2)
+        frames.append(input.slice(position + 2, position + 2 + length))
+        position += 2 + length
+    }
+    if let count = try? frames.withUnsafeBufferPointer({ try TCPCoalescing.coalesce($0, into: output, results: results) }) {
+        precondition((0..<count).reduce(0) { $0 + results[$1].segments } == frames.count, "a frame lost or duplicated")
+    }
+    if let first = frames.first {
+        _ = try? TCPSegmentation.segment(first, maximumSegmentSize: segmentSize * 64 + 1, into: output, slotSize: 1 << 16, lengths: lengths)
+    }
 }
 
 /// SwiftPM's renamed `main` for this target.
