@@ -14,16 +14,8 @@ public enum Probe {
             let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             guard descriptor >= 0 else { throw HostNetError("socket", "udp in \(namespace.name)", errno: errno) }
             defer { close(descriptor) }
-            var target = sockaddr_in()
-            target.sin_family = sa_family_t(AF_INET)
-            target.sin_port = port.bigEndian
-            target.sin_addr.s_addr = address.rawValue.bigEndian
             let sent = payload.withUnsafeBytes { bytes in
-                withUnsafePointer(to: &target) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
+                IPv4SocketAddress(address, port: port).withSockaddr { sendto(descriptor, bytes.baseAddress, bytes.count, 0, $0, $1) }
             }
             guard sent >= 0 else { throw HostNetError("sendto", "\(address):\(port)", errno: errno) }
             return sent
@@ -57,13 +49,7 @@ extension Probe {
         let descriptor = try namespace.run { socket(AF_INET, Int32(kind.rawValue), 0) }
         guard descriptor >= 0 else { throw HostNetError("socket", "probe in \(namespace.name)", errno: errno) }
         defer { close(descriptor) }
-        var target = sockaddr_in()
-        target.sin_family = sa_family_t(AF_INET)
-        target.sin_port = port.bigEndian
-        target.sin_addr.s_addr = address.rawValue.bigEndian
-        let connected = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let connected = IPv4SocketAddress(address, port: port).withSockaddr { connect(descriptor, $0, $1) }
         guard connected == 0 else { throw HostNetError("connect", "\(address):\(port)", errno: errno) }
         var offset = 0
         // Bounded by the payload: every pass sends at least one byte or fails.

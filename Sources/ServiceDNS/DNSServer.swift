@@ -86,12 +86,7 @@ public final class DNSServer: Sendable {
     {
         let make = { () throws -> (Int32, Int32, UInt16) in
             let udp = try open(SOCK_DGRAM, address, port, "udp")
-            var local = sockaddr_in()
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(udp, $0, &length) }
-            }
-            let bound = UInt16(bigEndian: local.sin_port)
+            let bound = IPv4SocketAddress.local(of: udp)?.port ?? port
             do {
                 let tcp = try open(SOCK_STREAM, address, bound, "tcp")
                 guard Glibc.listen(tcp, 128) == 0 else {
@@ -113,13 +108,7 @@ public final class DNSServer: Sendable {
         guard descriptor >= 0 else { throw HostNetError("socket", name, errno: errno) }
         var yes: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_port = port.bigEndian
-        local.sin_addr.s_addr = address.rawValue.bigEndian
-        let result = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let result = IPv4SocketAddress(address, port: port).withSockaddr { bind(descriptor, $0, $1) }
         guard result == 0 else {
             let error = HostNetError("bind", "\(address):\(port)/\(name)", errno: errno)
             Glibc.close(descriptor)

@@ -179,8 +179,9 @@ struct OrphanRootTests {
         for name in [orphan, live, foreign] { try NetworkNamespace.create(named: name) }
         defer { for name in [orphan, live, foreign] { try? NetworkNamespace(named: name).delete() } }
 
+        // Other suites sweep orphans in parallel and may remove this one first: check the
+        // effect, not which call had it.
         let removed = NetworkNamespace.removeOrphanedScratch()
-        #expect(removed.contains(orphan))
         #expect(!removed.contains(live) && !removed.contains(foreign))
         #expect(!NetworkNamespace(named: orphan).exists)
         #expect(NetworkNamespace(named: live).exists && NetworkNamespace(named: foreign).exists)

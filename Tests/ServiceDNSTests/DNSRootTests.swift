@@ -70,17 +70,8 @@ final class DNSLab {
     private static func silentPort() -> Int {
         let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(descriptor) }
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_addr.s_addr = IPv4Address(127, 0, 0, 1).rawValue.bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                _ = bind(descriptor, pointer, length)
-                return getsockname(descriptor, pointer, &length)
-            }
-        }
-        return Int(UInt16(bigEndian: local.sin_port))
+        _ = IPv4SocketAddress(IPv4Address(127, 0, 0, 1), port: 0).withSockaddr { bind(descriptor, $0, $1) }
+        return Int(IPv4SocketAddress.local(of: descriptor)?.port ?? 0)
     }
 
     private static func readPort(from process: NamespacedProcess) throws -> Int {

@@ -89,13 +89,7 @@ func udpSocket(in namespace: NetworkNamespace, bind address: IPv4Address, port: 
     try namespace.run {
         let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         precondition(descriptor >= 0)
-        var local = sockaddr_in()
-        local.sin_family = sa_family_t(AF_INET)
-        local.sin_port = port.bigEndian
-        local.sin_addr.s_addr = address.rawValue.bigEndian
-        let bound = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let bound = IPv4SocketAddress(address, port: port).withSockaddr { bind(descriptor, $0, $1) }
         precondition(bound == 0, "bind \(address):\(port): errno \(errno)")
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -126,21 +120,14 @@ func runEngines(_ datagrams: Int) throws -> Int {
         close(sender)
         close(receiver)
     }
-    var target = sockaddr_in()
-    target.sin_family = sa_family_t(AF_INET)
-    target.sin_port = UInt16(5000).bigEndian
-    target.sin_addr.s_addr = far.rawValue.bigEndian
+    let target = IPv4SocketAddress(far, port: 5000)
     let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
     defer { payload.deallocate() }
     payload.initializeMemory(as: UInt8.self, repeating: 0x5A)
     // One exchange first, so that ARP is resolved before the measured loop.
     var received = 0
     for round in 0..<(datagrams + 1) {
-        let sent = withUnsafePointer(to: &target) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(sender, payload.baseAddress, 1000, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
+        let sent = target.withSockaddr { sendto(sender, payload.baseAddress, 1000, 0, $0, $1) }
         precondition(sent == 1000, "sendto: errno \(errno)")
         if recv(receiver, payload.baseAddress, payload.count, 0) == 1000, round > 0 { received += 1 }
     }
