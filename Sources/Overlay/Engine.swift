@@ -244,7 +244,8 @@ public final class OverlayEngine: @unchecked Sendable {
         }
     }
 
-    /// Reads one batch of datagrams from the underlay and delivers what the switch allows.
+    /// Reads one batch of datagrams from the underlay, decides each, and delivers the frames for
+    /// local endpoints coalesced per endpoint (software GRO) once the batch is read.
     @inline(__always)
     private func receiveFromWire(_ path: HotPath) {
         let datagrams = buffers.receive
@@ -254,6 +255,7 @@ public final class OverlayEngine: @unchecked Sendable {
         let received = socket.receive(datagrams, count: buffers.batchSize)
         guard received > 0 else { return }
         let unattributed = path.counters.unattributed
+        var deliveries = 0
         for index in 0..<received {
             let datagram = datagrams[index]
             let bytes = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
@@ -271,7 +273,9 @@ public final class OverlayEngine: @unchecked Sendable {
             case .deliver(let port):
                 let frame = bytes.slice(VXLANPacket.headerLength, bytes.count)
                 if path.captureNetwork == network { captureFrame(frame) }
-                deliver(frame, to: port, network: network, path)
+                buffers.deliveryFrames[deliveries] = frame
+                buffers.deliveryPorts[deliveries] = port
+                deliveries += 1
             case .replyToWire:
                 var reply = shoal_datagram(
                     buffer: datagram.buffer, length: datagram.length, address: datagram.address, port: configuration.port,
@@ -287,38 +291,88 @@ public final class OverlayEngine: @unchecked Sendable {
                 preconditionFailure("fromWire never returns \(verdict)")
             }
         }
+        deliverCoalesced(deliveries, path)
     }
 
-    /// Reads up to one batch of frames from local port `port`.
+    /// Writes the batch's frames to their endpoints: per endpoint, in-order TCP segments of a
+    /// flow become one GSO frame; everything else goes alone behind an empty virtio-net header.
+    @inline(__always)
+    private func deliverCoalesced(_ count: Int, _ path: HotPath) {
+        for first in 0..<count {
+            let port = buffers.deliveryPorts[first]
+            if port < 0 { continue }  // gathered with an earlier frame for the same endpoint
+            var gathered = 0
+            for index in first..<count where buffers.deliveryPorts[index] == port {
+                buffers.gatherFrames[gathered] = buffers.deliveryFrames[index]
+                buffers.deliveryPorts[index] = -1
+                gathered += 1
+            }
+            let network = path.switch.networkIndex(ofPort: port)
+            let frames = UnsafeBufferPointer(start: buffers.gatherFrames, count: gathered)
+            guard let results = try? TCPCoalescing.coalesce(frames, into: buffers.coalesced, results: buffers.coalescedResults) else {
+                // Cannot happen with MTU-sized frames and the output sized for a full batch.
+                for _ in 0..<gathered { path.counters.drop(.portBusy, network: network) }
+                continue
+            }
+            for index in 0..<results {
+                let result = buffers.coalescedResults[index]
+                if write(path.ports[port], buffers.coalesced.baseAddress! + result.offset, result.length) == result.length {
+                    path.counters.add(.framesToEndpoints, network: network, result.segments)
+                    path.counters.add(.bytesToEndpoints, network: network, result.length - VirtioNetHeader.length)
+                } else {
+                    for _ in 0..<result.segments { path.counters.drop(.portBusy, network: network) }
+                }
+            }
+        }
+    }
+
+    /// Reads up to one batch of frames from local port `port`. Each read is a virtio-net header
+    /// and a frame that may be a 64 KiB TCP super-frame, segmented here only if it leaves the node.
     @inline(__always)
     private func receiveFromPort(_ port: Int, _ path: HotPath, pending: inout Int) {
         guard port < path.portCount else { return }
         let descriptor = path.ports[port]
         let network = path.switch.networkIndex(ofPort: port)
         for _ in 0..<buffers.batchSize {
-            if pending == buffers.batchSize { flush(path, pending: &pending) }
-            let slot = buffers.sendSlot(pending)
-            let frameStart = slot.baseAddress! + VXLANPacket.headerLength
-            let count = read(descriptor, frameStart, buffers.slotSize - VXLANPacket.headerLength)
+            let count = read(descriptor, buffers.tapRead.baseAddress, buffers.tapRead.count)
             if count <= 0 { return }  // EAGAIN: the TAP is empty
-            let frame = UnsafeMutableRawBufferPointer(start: frameStart, count: count)
+            let read = buffers.tapRead.slice(0, count)
+            guard count > VirtioNetHeader.length,
+                let header = try? VirtioNetHeader(parsing: read, frameLength: count - VirtioNetHeader.length),
+                header.gsoType.base == .none || header.gsoType.base == .tcpv4
+            else {
+                path.counters.drop(.malformedFrame, network: network)
+                continue
+            }
+            let frame = read.slice(VirtioNetHeader.length, count)
             path.counters.add(.framesFromEndpoints, network: network)
-            path.counters.add(.bytesFromEndpoints, network: network, count)
+            path.counters.add(.bytesFromEndpoints, network: network, frame.count)
             if path.captureNetwork == network { captureFrame(frame) }
-            switch path.switch.fromPort(port, frame: frame) {
+            let superFrame = header.gsoType.base == .tcpv4
+            switch path.switch.fromPort(port, frame: frame, superFrame: superFrame) {
             case .deliver(let target):
-                deliver(frame, to: target, network: network, path)
+                // Header and all: the receiving kernel finishes checksums and segments itself.
+                if write(path.ports[target], read.baseAddress, count) == count {
+                    path.counters.add(.framesToEndpoints, network: network)
+                    path.counters.add(.bytesToEndpoints, network: network, frame.count)
+                } else {
+                    path.counters.drop(.portBusy, network: network)
+                }
             case .encapsulate(let vtep, let vni):
-                _ = try? VXLANPacket.build(in: slot, vni: vni)
-                let datagram = buffers.send.advanced(by: pending)
-                datagram.pointee.buffer = slot.baseAddress
-                datagram.pointee.length = UInt32(count + VXLANPacket.headerLength)
-                datagram.pointee.address = vtep.rawValue
-                datagram.pointee.port = configuration.port
-                datagram.pointee.flags = UInt16(truncatingIfNeeded: network)
-                pending += 1
+                if superFrame {
+                    enqueueSegments(of: frame, segmentSize: Int(header.gsoSize), vtep: vtep, vni: vni, network: network, path, &pending)
+                } else {
+                    if header.flags.contains(.needsChecksum) { Self.completeChecksum(frame, header) }
+                    if pending == buffers.sendCapacity { flush(path, pending: &pending) }
+                    let slot = buffers.sendSlot(pending)
+                    slot.slice(VXLANPacket.headerLength, VXLANPacket.headerLength + frame.count)
+                        .copyMemory(from: UnsafeRawBufferPointer(frame))
+                    enqueue(slot: pending, length: frame.count, vtep: vtep, vni: vni, network: network)
+                    pending += 1
+                }
             case .replyToPort:
-                if write(descriptor, frameStart, count) == count {
+                try? VirtioNetHeader.none.write(to: read)
+                if write(descriptor, read.baseAddress, count) == count {
                     path.counters.add(.arpAnswered, network: network)
                 } else {
                     path.counters.drop(.portBusy, network: network)
@@ -331,33 +385,79 @@ public final class OverlayEngine: @unchecked Sendable {
         }
     }
 
-    /// Sends the datagrams queued for the underlay in one `sendmmsg`.
+    /// Software TSO: segments a super-frame straight into consecutive send slots, behind room
+    /// for each VXLAN header, and queues every segment.
+    @inline(__always)
+    private func enqueueSegments(
+        of frame: UnsafeMutableRawBufferPointer, segmentSize: Int, vtep: IPv4Address, vni: VNI, network: Int,
+        _ path: HotPath, _ pending: inout Int
+    ) {
+        // At most this many segments: every one carries at least one payload byte of the frame.
+        let most = (frame.count + segmentSize - 1) / segmentSize
+        if pending + most > buffers.sendCapacity { flush(path, pending: &pending) }
+        let output = buffers.sendRegion(from: pending).slice(VXLANPacket.headerLength, buffers.sendRegion(from: pending).count)
+        let lengths = UnsafeMutableBufferPointer(start: buffers.segmentLengths, count: buffers.sendCapacity - pending)
+        guard let segments = try? TCPSegmentation.segment(
+            frame, maximumSegmentSize: segmentSize, into: output, slotSize: buffers.sendSlotSize, lengths: lengths)
+        else {
+            path.counters.drop(.malformedFrame, network: network)
+            return
+        }
+        for index in 0..<segments {
+            enqueue(slot: pending, length: lengths[index], vtep: vtep, vni: vni, network: network)
+            pending += 1
+        }
+    }
+
+    /// Writes the VXLAN header of send slot `slot` and queues `length` frame bytes behind it.
+    @inline(__always)
+    private func enqueue(slot index: Int, length: Int, vtep: IPv4Address, vni: VNI, network: Int) {
+        let slot = buffers.sendSlot(index)
+        _ = try? VXLANPacket.build(in: slot, vni: vni)
+        let datagram = buffers.send.advanced(by: index)
+        datagram.pointee.buffer = slot.baseAddress
+        datagram.pointee.length = UInt32(length + VXLANPacket.headerLength)
+        datagram.pointee.address = vtep.rawValue
+        datagram.pointee.port = configuration.port
+        datagram.pointee.flags = UInt16(truncatingIfNeeded: network)
+    }
+
+    /// Finishes a partial checksum the kernel left for the device (`NEEDS_CSUM`): nobody else
+    /// will before the frame crosses the wire. A computed 0 goes out as 0xFFFF, as the kernel's
+    /// own `skb_checksum_help` does.
+    @inline(__always)
+    static func completeChecksum(_ frame: UnsafeMutableRawBufferPointer, _ header: VirtioNetHeader) {
+        let start = Int(header.checksumStart), field = start + Int(header.checksumOffset)
+        guard field + 2 <= frame.count else { return }
+        var sum = InternetChecksum()
+        sum.add(UnsafeRawBufferPointer(frame.slice(start, frame.count)))
+        let value = sum.value
+        frame.storeBigEndian16(value == 0 ? 0xFFFF : value, at: field)
+    }
+
+    /// Sends the datagrams queued for the underlay in one `sendmmsg` per batch.
     @inline(__always)
     private func flush(_ path: HotPath, pending: inout Int) {
         guard pending > 0 else { return }
-        let sent = max(0, socket.send(buffers.send, count: pending))
-        for index in 0..<pending {
-            // `flags` carried the network index of each queued datagram.
-            let datagram = buffers.send[index]
-            let network = Int(datagram.flags)
-            if index < sent {
-                path.counters.add(.datagramsSent, network: network)
-                path.counters.add(.bytesSent, network: network, Int(datagram.length))
-            } else {
-                path.counters.drop(.sendFailed, network: network)
+        var sent = 0
+        // Bounded: each pass sends at least one datagram of at most SHOAL_MAX_BATCH, or stops.
+        while sent < pending {
+            let count = min(pending - sent, Int(SHOAL_MAX_BATCH))
+            let result = socket.send(buffers.send.advanced(by: sent), count: count)
+            for index in sent..<(sent + count) {
+                // `flags` carried the network index of each queued datagram.
+                let datagram = buffers.send[index]
+                let network = Int(datagram.flags)
+                if index - sent < result {
+                    path.counters.add(.datagramsSent, network: network)
+                    path.counters.add(.bytesSent, network: network, Int(datagram.length))
+                } else {
+                    path.counters.drop(.sendFailed, network: network)
+                }
             }
+            sent += count
         }
         pending = 0
-    }
-
-    @inline(__always)
-    private func deliver(_ frame: UnsafeMutableRawBufferPointer, to port: Int, network: Int, _ path: HotPath) {
-        if write(path.ports[port], frame.baseAddress, frame.count) == frame.count {
-            path.counters.add(.framesToEndpoints, network: network)
-            path.counters.add(.bytesToEndpoints, network: network, frame.count)
-        } else {
-            path.counters.drop(.portBusy, network: network)
-        }
     }
 
     private func captureFrame(_ frame: UnsafeMutableRawBufferPointer) {
@@ -480,32 +580,63 @@ private struct HotPath {
     }
 }
 
-/// Preallocated datagram buffers and descriptors for one receive batch and one send batch.
+/// Preallocated buffers: one receive batch of datagrams, the send slots (enough for a batch of
+/// segmented super-frames), one TAP read, and the software-GRO output. Nothing on the packet
+/// path allocates.
 private struct PacketBuffers {
     let batchSize: Int
     let slotSize: Int
+    /// Send slots: a segmented 64 KiB super-frame takes up to 47 of them at MSS 1398.
+    let sendCapacity = 2 * Int(SHOAL_MAX_BATCH)
+    /// A send slot holds one VXLAN header and one MTU-sized frame.
+    let sendSlotSize = 2048
     let receive: UnsafeMutablePointer<shoal_datagram>
     let send: UnsafeMutablePointer<shoal_datagram>
+    /// One TAP read: a virtio-net header and a frame of up to 64 KiB.
+    let tapRead: UnsafeMutableRawBufferPointer
+    let segmentLengths: UnsafeMutablePointer<Int>
+    /// Frames of the current receive batch bound for local endpoints, and for which.
+    let deliveryFrames: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
+    let deliveryPorts: UnsafeMutablePointer<Int>
+    let gatherFrames: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
+    let coalesced: UnsafeMutableRawBufferPointer
+    let coalescedResults: UnsafeMutableBufferPointer<CoalescedFrame>
     private let sendSlots: UnsafeMutableRawPointer
 
     init(batchSize: Int, slotSize: Int) {
         self.batchSize = batchSize
         self.slotSize = slotSize
         let receiveSlots = UnsafeMutableRawPointer.allocate(byteCount: batchSize * slotSize, alignment: 64)
-        sendSlots = .allocate(byteCount: batchSize * slotSize, alignment: 64)
+        sendSlots = .allocate(byteCount: sendCapacity * sendSlotSize, alignment: 64)
         receive = .allocate(capacity: batchSize)
-        send = .allocate(capacity: batchSize)
+        send = .allocate(capacity: sendCapacity)
         for index in 0..<batchSize {
             receive[index] = shoal_datagram(
                 buffer: receiveSlots + index * slotSize, length: UInt32(slotSize), address: 0, port: 0, flags: 0)
+        }
+        for index in 0..<sendCapacity {
             send[index] = shoal_datagram(buffer: nil, length: 0, address: 0, port: 0, flags: 0)
         }
+        tapRead = .allocate(byteCount: VirtioNetHeader.length + 65536, alignment: 64)
+        segmentLengths = .allocate(capacity: sendCapacity)
+        deliveryFrames = .allocate(capacity: batchSize)
+        deliveryPorts = .allocate(capacity: batchSize)
+        gatherFrames = .allocate(capacity: batchSize)
+        // Every delivered frame is at most the MTU (the switch drops larger ones), plus its header.
+        coalesced = .allocate(byteCount: batchSize * (VirtioNetHeader.length + sendSlotSize), alignment: 64)
+        coalescedResults = .allocate(capacity: batchSize)
     }
 
     /// Send slot `index`: a VXLAN header's room, then the frame.
     @inline(__always)
     func sendSlot(_ index: Int) -> UnsafeMutableRawBufferPointer {
-        UnsafeMutableRawBufferPointer(start: sendSlots + index * slotSize, count: slotSize)
+        UnsafeMutableRawBufferPointer(start: sendSlots + index * sendSlotSize, count: sendSlotSize)
+    }
+
+    /// The send slots from `index` to the last, as one region.
+    @inline(__always)
+    func sendRegion(from index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: sendSlots + index * sendSlotSize, count: (sendCapacity - index) * sendSlotSize)
     }
 }
 

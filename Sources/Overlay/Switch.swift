@@ -73,12 +73,13 @@ public struct Switch {
 
     // MARK: - From a local port
 
-    /// Decides for a frame read from local port `port`.
-    public func fromPort(_ port: Int, frame bytes: UnsafeMutableRawBufferPointer) -> Verdict {
+    /// Decides for a frame read from local port `port`. A `superFrame` (a TCP segmentation
+    /// offload frame from the TAP, to be segmented before it leaves) may exceed the MTU.
+    public func fromPort(_ port: Int, frame bytes: UnsafeMutableRawBufferPointer, superFrame: Bool = false) -> Verdict {
         let source = ports[port]
         let network = networks[source.networkIndex]
         guard let frame = try? EthernetFrame(validating: bytes) else { return .drop(.malformedFrame) }
-        guard bytes.count <= maximumFrameLength else { return .drop(.oversizeFrame) }
+        guard superFrame || bytes.count <= maximumFrameLength else { return .drop(.oversizeFrame) }
         guard frame.source == source.mac else { return .drop(.spoofedSource) }
         switch frame.etherType {
         case .arp:
