@@ -56,7 +56,8 @@ public enum TCPCoalescing {
                 for index in 0..<count {
                     segments.initializeElement(at: index, to: Segment())
                     let frame = frames[index]
-                    if let candidate = mergeable(frame), let target = openGroup(for: frame, candidate, segments, groups, groupCount, frames) {
+                    let candidate = mergeable(frame)
+                    if let candidate, let target = openGroup(for: frame, candidate, segments, groups, groupCount, frames) {
                         segments[index] = Segment(group: target, payloadOffset: candidate.payload, payloadLength: candidate.length,
                                                   sequence: candidate.sequence)
                         segments[groups[target].last].next = index
@@ -66,7 +67,6 @@ public enum TCPCoalescing {
                         groups[target].nextSequence = candidate.sequence &+ UInt32(candidate.length)
                         if candidate.length < groups[target].segmentSize || candidate.push { groups[target].open = false }
                     } else {
-                        let candidate = mergeable(frame)
                         segments[index].group = groupCount
                         segments[index].payloadOffset = candidate?.payload ?? 0
                         segments[index].payloadLength = candidate?.length ?? 0

@@ -28,24 +28,18 @@ public enum TCPSegmentation {
     }
 
     static func headers(_ frame: UnsafeMutableRawBufferPointer) throws(OffloadError) -> Headers {
+        // Typed throws end to end: on the packet path a thrown error must not be boxed (that
+        // would allocate for every frame that is not TCP).
         let ethernet: EthernetFrame
+        do { ethernet = try EthernetFrame(validating: frame) } catch { throw .malformed(error) }
+        guard ethernet.etherType == .ipv4 else { throw .notTCPv4 }
         let ip: IPv4Packet
-        let tcp: TCPSegment
-        do {
-            ethernet = try EthernetFrame(validating: frame)
-            guard ethernet.etherType == .ipv4 else { throw OffloadError.notTCPv4 }
-            ip = try IPv4Packet(validating: ethernet.payload)
-            guard ip.protocol == .tcp, !ip.isFragment, ip.headerLength == IPv4Packet.minimumHeaderLength else {
-                throw OffloadError.notTCPv4
-            }
-            tcp = try TCPSegment(validating: ip.payload)
-        } catch let error as OffloadError {
-            throw error
-        } catch let error as WireError {
-            throw .malformed(error)
-        } catch {
+        do { ip = try IPv4Packet(validating: ethernet.payload) } catch { throw .malformed(error) }
+        guard ip.protocol == .tcp, !ip.isFragment, ip.headerLength == IPv4Packet.minimumHeaderLength else {
             throw .notTCPv4
         }
+        let tcp: TCPSegment
+        do { tcp = try TCPSegment(validating: ip.payload) } catch { throw .malformed(error) }
         let ipStart = EthernetFrame.headerLength
         let tcpStart = ipStart + ip.headerLength
         return Headers(ip: ipStart, tcp: tcpStart, payload: tcpStart + tcp.headerLength, end: ipStart + ip.totalLength)
