@@ -108,3 +108,38 @@ int shoal_eventfd_drain(int fd) {
     uint64_t value;
     return read(fd, &value, sizeof(value)) == sizeof(value) || errno == EAGAIN ? 0 : -errno;
 }
+
+#include <netinet/udp.h>
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+int shoal_udp_send_segmented(int fd, const void *buffer, size_t length, uint32_t address, uint16_t port,
+                             uint16_t segment_size) {
+    struct sockaddr_in peer;
+    memset(&peer, 0, sizeof(peer));
+    peer.sin_family = AF_INET;
+    peer.sin_addr.s_addr = htonl(address);
+    peer.sin_port = htons(port);
+    struct iovec vector = { (void *)buffer, length };
+    union { char bytes[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    message.msg_name = &peer;
+    message.msg_namelen = sizeof(peer);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof(control.bytes);
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_UDP;
+    header->cmsg_type = UDP_SEGMENT;
+    header->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(header), &segment_size, sizeof(segment_size));
+    ssize_t sent;
+    do {
+        sent = sendmsg(fd, &message, 0);
+    } while (sent < 0 && errno == EINTR);
+    return sent < 0 ? -errno : (int)sent;
+}

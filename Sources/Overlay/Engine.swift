@@ -60,6 +60,8 @@ public final class OverlayEngine: @unchecked Sendable {
     private var cumulativeUnattributed: [String: UInt64] = [:]
     private var captureSession: CaptureSession?
     private var running = true
+    /// Send segmented super-frames with UDP_SEGMENT until the kernel refuses it once.
+    private var udpSegmentationOffload = true
     private let buffers: PacketBuffers
 
     private static let wakeTag: UInt64 = .max
@@ -385,13 +387,52 @@ public final class OverlayEngine: @unchecked Sendable {
         }
     }
 
-    /// Software TSO: segments a super-frame straight into consecutive send slots, behind room
-    /// for each VXLAN header, and queues every segment.
+    /// Software TSO: segments a super-frame and sends the segments. With UDP GSO (the default)
+    /// they are laid out back to back, each behind its VXLAN header, and leave in one `sendmsg`
+    /// per 64 KiB; without it they go into send slots for the next `sendmmsg`.
     @inline(__always)
     private func enqueueSegments(
         of frame: UnsafeMutableRawBufferPointer, segmentSize: Int, vtep: IPv4Address, vni: VNI, network: Int,
         _ path: HotPath, _ pending: inout Int
     ) {
+        if udpSegmentationOffload, let headers = try? TCPSegmentation.headers(frame) {
+            // Earlier datagrams of the same flow must not be overtaken.
+            flush(path, pending: &pending)
+            let stride = VXLANPacket.headerLength + headers.payload + segmentSize
+            let lengths = UnsafeMutableBufferPointer(start: buffers.segmentLengths, count: buffers.sendCapacity)
+            guard stride <= Int(UInt16.max), let segments = try? TCPSegmentation.segment(
+                frame, maximumSegmentSize: segmentSize, into: buffers.segmented.slice(VXLANPacket.headerLength, buffers.segmented.count),
+                slotSize: stride, lengths: lengths)
+            else {
+                path.counters.drop(.malformedFrame, network: network)
+                return
+            }
+            for index in 0..<segments {
+                _ = try? VXLANPacket.build(in: buffers.segmented.slice(index * stride, index * stride + VXLANPacket.headerLength), vni: vni)
+            }
+            // One sendmsg carries at most 64 datagrams and 64 KiB of UDP payload.
+            let perSend = max(1, min(64, 65000 / stride))
+            var first = 0
+            while first < segments {
+                let last = min(first + perSend, segments) - 1
+                let length = (last - first) * stride + VXLANPacket.headerLength + lengths[last]
+                let bytes = UnsafeRawBufferPointer(buffers.segmented.slice(first * stride, first * stride + length))
+                let sent = socket.sendSegmented(bytes, to: vtep, port: configuration.port, segmentSize: stride)
+                if sent == length {
+                    path.counters.add(.datagramsSent, network: network, last - first + 1)
+                    path.counters.add(.bytesSent, network: network, length)
+                } else {
+                    for _ in first...last { path.counters.drop(.sendFailed, network: network) }
+                    if sent == -Int(EIO) || sent == -Int(EINVAL) || sent == -Int(ENOPROTOOPT) {
+                        // This kernel or device cannot: segment into datagrams from now on.
+                        udpSegmentationOffload = false
+                        logger.warning("UDP GSO refused; sending segments one datagram each", metadata: ["errno": "\(-sent)"])
+                    }
+                }
+                first = last + 1
+            }
+            return
+        }
         // At most this many segments: every one carries at least one payload byte of the frame.
         let most = (frame.count + segmentSize - 1) / segmentSize
         if pending + most > buffers.sendCapacity { flush(path, pending: &pending) }
@@ -601,6 +642,8 @@ private struct PacketBuffers {
     let gatherFrames: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
     let coalesced: UnsafeMutableRawBufferPointer
     let coalescedResults: UnsafeMutableBufferPointer<CoalescedFrame>
+    /// Segments of one super-frame laid out back to back for UDP GSO, each behind its VXLAN header.
+    let segmented: UnsafeMutableRawBufferPointer
     private let sendSlots: UnsafeMutableRawPointer
 
     init(batchSize: Int, slotSize: Int) {
@@ -625,6 +668,7 @@ private struct PacketBuffers {
         // Every delivered frame is at most the MTU (the switch drops larger ones), plus its header.
         coalesced = .allocate(byteCount: batchSize * (VirtioNetHeader.length + sendSlotSize), alignment: 64)
         coalescedResults = .allocate(capacity: batchSize)
+        segmented = .allocate(byteCount: 2 * 65536, alignment: 64)
     }
 
     /// Send slot `index`: a VXLAN header's room, then the frame.

@@ -66,3 +66,10 @@ int shoal_eventfd_signal(int fd);
 
 /// Resets an eventfd to 0. Returns 0 or -errno.
 int shoal_eventfd_drain(int fd);
+
+/// sendmsg() of `length` bytes that are consecutive datagrams of `segment_size` bytes (the
+/// last may be shorter) to address:port in one call, with UDP_SEGMENT (UDP GSO): the kernel
+/// cuts them apart as late as it can. Returns the bytes sent or -errno (EIO or EINVAL where
+/// the kernel or device cannot do it).
+int shoal_udp_send_segmented(int fd, const void *buffer, size_t length, uint32_t address, uint16_t port,
+                             uint16_t segment_size);
