@@ -230,3 +230,31 @@ extension OverlayRootTests {
         }
     }
 }
+
+extension OverlayRootTests {
+    /// Two endpoints on the same node: frames go TAP to TAP, TCP super-frames whole, with their
+    /// virtio-net headers; ping and a TCP transfer work, and nothing touches the wire.
+    @Test func endpointsOnOneNodeSwitchLocally() throws {
+        try withOverlayLab(nodes: 1) { overlay in
+            let node = overlay.lab.nodes[0]
+            let a = try overlay.lab.addNamespace(on: node, suffix: "a"), b = try overlay.lab.addNamespace(on: node, suffix: "b")
+            let addressA = IPv4Address(10, 20, 0, 2), addressB = IPv4Address(10, 20, 0, 3)
+            let engine = try overlay.engine(on: node)
+            try engine.apply(Topology(networks: [blue], localEndpoints: [
+                LocalEndpoint(network: "blue", address: addressA, namespace: a.name),
+                LocalEndpoint(network: "blue", address: addressB, namespace: b.name),
+            ]))
+            let ping = try overlay.run(["ping", "-c", "2", "-i", "0.2", "-W", "2", "\(addressB)"], in: a)
+            #expect(ping.status == 0, "\(ping.output)")
+            let server = try NamespacedProcess(["iperf3", "-s", "-1", "-B", "\(addressB)"], in: b)
+            Thread.sleep(forTimeInterval: 0.3)
+            let client = try overlay.run(["iperf3", "-c", "\(addressB)", "-t", "1", "-J"], in: a, timeout: 30)
+            _ = server.wait(timeoutSeconds: 5)
+            #expect(client.status == 0, "\(client.output.prefix(1500))")
+            #expect(try iperfBytesReceived(client.output) > 1_000_000)
+            let statistics = try #require(engine.statistics().network("blue"))
+            #expect(statistics.datagramsSent == 0 && statistics.datagramsReceived == 0)
+            #expect(statistics.framesToEndpoints > 0 && statistics.totalDrops == 0, "\(statistics.drops)")
+        }
+    }
+}
