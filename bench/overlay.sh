@@ -105,7 +105,8 @@ for side in 1 2; do
   "local": [{ "network": "bench", "address": "10.10.0.$((side + 1))", "namespace": "shoal-$lab-n$side-ep" }],
   "remote": [{ "network": "bench", "address": "10.10.0.$other", "vtep": "$peer" }] }
 JSON
-    run_in "$ns" "$shoal" overlay run --config "$work/n$side.json" --control "$work/n$side.sock" >"$work/n$side.log" 2>&1 &
+    # Started directly, not through run_in: $! must be the daemon itself so that kill reaches it.
+    ip netns exec "$ns" "$shoal" overlay run --config "$work/n$side.json" --control "$work/n$side.sock" >"$work/n$side.log" 2>&1 &
     pids+=($!)
 done
 for _ in $(seq 50); do [ -S "$work/n1.sock" ] && [ -S "$work/n2.sock" ] && break; sleep 0.1; done
@@ -143,7 +144,7 @@ firewall:
   outbound: [{ port: any, proto: any, host: any }]
   inbound: [{ port: any, proto: any, host: any }]
 YAML
-    run_in "$ns" nebula -config "$work/$name.yml" >"$work/nebula$side.log" 2>&1 &
+    ip netns exec "$ns" nebula -config "$work/$name.yml" >"$work/nebula$side.log" 2>&1 &
     pids+=($!)
 done
 sleep 2
