@@ -36,6 +36,17 @@ final class OverlayLab {
         return engine
     }
 
+    /// A one-shot iperf3 TCP transfer from `client` to the server at `address` in `server`, for
+    /// `seconds`; records a failed run and returns the bytes the server received.
+    func iperf(from client: NetworkNamespace, to server: NetworkNamespace, at address: IPv4Address, seconds: Int) throws -> Int {
+        let listener = try NamespacedProcess(["iperf3", "-s", "-1", "-B", "\(address)"], in: server)
+        Thread.sleep(forTimeInterval: 0.3)
+        let result = try run(["iperf3", "-c", "\(address)", "-t", "\(seconds)", "-J"], in: client, timeout: 30)
+        _ = listener.wait(timeoutSeconds: 5)
+        #expect(result.status == 0, "\(result.output.prefix(1500))")
+        return try iperfBytesReceived(result.output)
+    }
+
     /// Runs a command in a namespace and returns its result.
     func run(_ arguments: [String], in namespace: NetworkNamespace, timeout: Double = 20) throws -> NamespacedProcess.Result {
         try NamespacedProcess.run(arguments, in: namespace, timeoutSeconds: timeout)
@@ -73,12 +84,7 @@ struct OverlayRootTests {
             let back = try overlay.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "\(a1)"], in: e2)
             #expect(back.status == 0, "\(back.output)")
 
-            let server = try NamespacedProcess(["iperf3", "-s", "-1", "-B", "\(a2)"], in: e2)
-            Thread.sleep(forTimeInterval: 0.3)
-            let client = try overlay.run(["iperf3", "-c", "\(a2)", "-t", "2", "-J"], in: e1, timeout: 30)
-            _ = server.wait(timeoutSeconds: 5)
-            #expect(client.status == 0, "\(client.output.prefix(2000))")
-            let received = try iperfBytesReceived(client.output)
+            let received = try overlay.iperf(from: e1, to: e2, at: a2, seconds: 2)
             #expect(received > 1_000_000, "iperf3 moved \(received) bytes")
 
             let statistics = try #require(overlay.engine(on: n1).statistics().network("blue"))
@@ -140,12 +146,7 @@ extension OverlayRootTests {
             #expect(decoded.contains("\(shoalAddress) > \(kernelAddress): ICMP echo request"))
 
             for (server, serverAddress, client) in [(kernelNode.namespace, kernelAddress, endpoint), (endpoint, shoalAddress, kernelNode.namespace)] {
-                let iperf = try NamespacedProcess(["iperf3", "-s", "-1", "-B", "\(serverAddress)"], in: server)
-                Thread.sleep(forTimeInterval: 0.3)
-                let result = try overlay.run(["iperf3", "-c", "\(serverAddress)", "-t", "1", "-J"], in: client, timeout: 30)
-                _ = iperf.wait(timeoutSeconds: 5)
-                #expect(result.status == 0, "\(result.output.prefix(1500))")
-                #expect(try iperfBytesReceived(result.output) > 1_000_000)
+                #expect(try overlay.iperf(from: client, to: server, at: serverAddress, seconds: 1) > 1_000_000)
             }
         }
     }
@@ -246,12 +247,7 @@ extension OverlayRootTests {
             ]))
             let ping = try overlay.run(["ping", "-c", "2", "-i", "0.2", "-W", "2", "\(addressB)"], in: a)
             #expect(ping.status == 0, "\(ping.output)")
-            let server = try NamespacedProcess(["iperf3", "-s", "-1", "-B", "\(addressB)"], in: b)
-            Thread.sleep(forTimeInterval: 0.3)
-            let client = try overlay.run(["iperf3", "-c", "\(addressB)", "-t", "1", "-J"], in: a, timeout: 30)
-            _ = server.wait(timeoutSeconds: 5)
-            #expect(client.status == 0, "\(client.output.prefix(1500))")
-            #expect(try iperfBytesReceived(client.output) > 1_000_000)
+            #expect(try overlay.iperf(from: a, to: b, at: addressB, seconds: 1) > 1_000_000)
             let statistics = try #require(engine.statistics().network("blue"))
             #expect(statistics.datagramsSent == 0 && statistics.datagramsReceived == 0)
             #expect(statistics.framesToEndpoints > 0 && statistics.totalDrops == 0, "\(statistics.drops)")
