@@ -1,1 +1,0 @@
-// Tests for Raft arrive with its implementation.
