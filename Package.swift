@@ -51,6 +51,8 @@ let package = Package(
             ]),
         .target(name: "Gossip"),
         .target(name: "Raft"),
+        // The deterministic simulator that drives Raft's real core (tests, `make soak`).
+        .target(name: "RaftSimulation", dependencies: ["Raft"]),
         .target(name: "ControlPlane", dependencies: ["Raft"]),
         .target(
             name: "Agent",
@@ -66,7 +68,7 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "Wire", "HostNet", "Lab", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Raft",
+                "Wire", "HostNet", "Lab", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Raft", "RaftSimulation",
                 "ControlPlane", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -84,7 +86,7 @@ let package = Package(
         .testTarget(
             name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"], exclude: ["Fixtures"]),
         .testTarget(name: "GossipTests", dependencies: ["Gossip"]),
-        .testTarget(name: "RaftTests", dependencies: ["Raft"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent"]),
     ]

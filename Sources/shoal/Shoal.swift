@@ -8,7 +8,9 @@ struct Shoal: ParsableCommand {
         commandName: "shoal",
         abstract: "A userspace networking engine for clusters of container hosts.",
         version: ShoalVersion.current,
-        subcommands: [Version.self, LabCommand.self, OverlayCommand.self, Capture.self, DNSCommand.self])
+        subcommands: [
+            Version.self, LabCommand.self, OverlayCommand.self, Capture.self, DNSCommand.self, RaftCommand.self,
+        ])
 }
 
 enum ShoalVersion {

@@ -1,0 +1,488 @@
+import Raft
+
+/// A deterministic simulation of a Raft group running the real core: a seeded scheduler
+/// delivers messages with loss, duplication, delay and reordering, partitions the network,
+/// crashes members (tearing their last write) and restarts them from their simulated disks,
+/// adds and removes members, while clients write and read keys. Safety is checked after every
+/// event and the clients' history is checked for linearizability at the end.
+public final class Simulation {
+    private enum Event {
+        case deliver(Message)
+        case tick(NodeID, incarnation: Int)
+        case client(Int)
+        case fault
+        case heal
+        case restart(NodeID)
+        case changeMembership
+        case quiet
+    }
+
+    private struct Client {
+        var operation: Int?
+        var key = ""
+        var isWrite = false
+        var value: [UInt8] = []
+        var target: NodeID = 0
+        var submitted = false
+        var deadline = 0
+        var written = 0
+    }
+
+    private let options: SimulationOptions
+    private var random: SplitMix64
+    private var queue = EventQueue<Event>()
+    private var now = 0
+    private var nodes: [NodeID: SimulatedNode] = [:]
+    private var nextNodeID: NodeID
+    private var blocked = Set<Route>()
+    private var partitioned = false
+    private var quiet = false
+    private var checker = SafetyChecker()
+    private var history: [KeyValueOperation] = []
+    /// Operations that certainly took no effect (never submitted, or overwritten): not history.
+    private var discarded = Set<Int>()
+    private var clients: [Client]
+    private var report: SimulationReport
+
+    private struct Route: Hashable {
+        var from: NodeID
+        var to: NodeID
+    }
+
+    private static let tickMilliseconds = 10
+    private static let operationTimeout = 1_000
+
+    /// Prepares a run; nothing happens until ``run()``.
+    public init(options: SimulationOptions) {
+        self.options = options
+        random = SplitMix64(seed: options.seed)
+        clients = Array(repeating: Client(), count: options.clients)
+        report = SimulationReport(seed: options.seed, violations: [], livenessFailure: false)
+        let founders = (1...NodeID(options.initialVoters)).map { $0 }
+        nextNodeID = NodeID(options.initialVoters) + 1
+        let bootstrap = RaftNode.bootstrap(voters: founders)
+        for id in founders {
+            let node = makeNode(id)
+            node.disk.write(.hardState(bootstrap.hardState), snapshotData: nil)
+            for entry in bootstrap.entries { node.disk.write(.entry(entry), snapshotData: nil) }
+        }
+    }
+
+    /// Runs to the end and reports; the same options give the same report.
+    public func run() -> SimulationReport {
+        for id in nodes.keys.sorted() { start(id) }
+        for client in clients.indices { queue.schedule(.client(client), at: 1 + client) }
+        queue.schedule(.fault, at: 100)
+        if options.membershipChanges { queue.schedule(.changeMembership, at: 250) }
+        queue.schedule(.quiet, at: options.faultMilliseconds)
+        let end = options.faultMilliseconds + options.quietMilliseconds
+        while let (time, event) = queue.popNext(), time <= end {
+            now = time
+            handle(event)
+        }
+        finish()
+        return report
+    }
+
+    private func note(_ line: @autoclosure () -> String) {
+        if options.trace { report.trace.append("t=\(now)ms \(line())") }
+    }
+
+    // MARK: - Events
+
+    private func handle(_ event: Event) {
+        switch event {
+        case .deliver(let message):
+            deliver(message)
+        case .tick(let id, let incarnation):
+            guard let node = nodes[id], node.incarnation == incarnation, node.core != nil else { return }
+            node.core!.tick()
+            drain(node)
+            queue.schedule(.tick(id, incarnation: incarnation), at: now + Self.tickMilliseconds)
+        case .client(let client):
+            runClient(client)
+        case .fault:
+            injectFault()
+            if now + 100 < options.faultMilliseconds { queue.schedule(.fault, at: now + 100) }
+        case .heal:
+            note("partition healed")
+            blocked = []
+            partitioned = false
+        case .restart(let id):
+            if let node = nodes[id], !node.isUp { start(id) }
+        case .changeMembership:
+            changeMembership()
+            if now + 250 < options.faultMilliseconds { queue.schedule(.changeMembership, at: now + 250) }
+        case .quiet:
+            note("faults stop")
+            quiet = true
+            blocked = []
+            partitioned = false
+            for id in nodes.keys.sorted() {
+                guard let node = nodes[id] else { continue }
+                node.crashDuringNextWrite = false
+                if !node.isUp { start(id) }
+            }
+        }
+    }
+
+    private func makeNode(_ id: NodeID) -> SimulatedNode {
+        var configuration = RaftConfiguration(id: id, randomSeed: options.seed &* 31 &+ id)
+        configuration.maxInflightAppends = 8
+        configuration.maxAppendBytes = 512
+        configuration.snapshotChunkBytes = options.snapshotChunkBytes
+        configuration.testingOnlyCommitEarlierTermsByCounting = options.unsafeCommitEarlierTerms
+        let node = SimulatedNode(id: id, configuration: configuration)
+        nodes[id] = node
+        return node
+    }
+
+    private func start(_ id: NodeID) {
+        guard let node = nodes[id] else { return }
+        note("node \(id) starts")
+        node.start()
+        let phase = Int(random.next() % UInt64(Self.tickMilliseconds))
+        queue.schedule(.tick(id, incarnation: node.incarnation), at: now + 1 + phase)
+        drain(node)
+    }
+
+    private func crash(_ node: SimulatedNode) {
+        note("node \(node.id) crashes")
+        node.crash()
+        report.crashes += 1
+        if !quiet { queue.schedule(.restart(node.id), at: now + 50 + Int(random.next() % 450)) }
+    }
+
+    // MARK: - Network
+
+    private func chance(_ probability: Double) -> Bool {
+        Double(random.next() >> 11) / Double(1 << 53) < probability
+    }
+
+    private func send(_ message: Message) {
+        if blocked.contains(Route(from: message.from, to: message.to)) { return }
+        if !quiet && chance(options.loss) { return }
+        let copies = !quiet && chance(options.duplication) ? 2 : 1
+        for _ in 0..<copies {
+            var delay = 1 + Int(random.next() % UInt64(options.maxDelay))
+            if !quiet && chance(options.longDelay) { delay = 100 }
+            queue.schedule(.deliver(message), at: now + delay)
+        }
+    }
+
+    private func deliver(_ message: Message) {
+        guard !blocked.contains(Route(from: message.from, to: message.to)),
+            let node = nodes[message.to], node.core != nil
+        else { return }
+        report.messagesDelivered += 1
+        if message.kind == .snapshot { report.snapshotsSent += 1 }
+        node.core!.step(message)
+        drain(node)
+    }
+
+    // MARK: - The host loop of one member
+
+    /// Does what the member's `Ready`s ask, as a real host would: persist, send, apply, advance.
+    private func drain(_ node: SimulatedNode) {
+        // The core is taken out of the node while its Ready is handled, so that mutating it
+        // does not copy its log (a second reference would force copy-on-write).
+        while node.core?.hasReady == true, var core = node.core.take() {
+            let ready = core.ready()
+            let records = PersistentLog.records(of: ready)
+            if node.crashDuringNextWrite && !records.isEmpty {
+                let survivors = Int(random.next() % UInt64(records.count))
+                for record in records.prefix(survivors) { persist(record, snapshotData: ready.snapshot?.data, on: node) }
+                crash(node)
+                return
+            }
+            for record in records { persist(record, snapshotData: ready.snapshot?.data, on: node) }
+            for message in ready.messages { send(message) }
+            if let snapshot = ready.snapshot {
+                guard let restored = KeyValueStore(snapshotData: snapshot.data) else {
+                    checker.fail("node \(node.id) received a snapshot that does not decode")
+                    return
+                }
+                node.store = restored
+                for index in node.pendingWrites.keys where index <= snapshot.metadata.index {
+                    node.pendingWrites[index] = nil  // Outcome unknown here; the client times out.
+                }
+            }
+            for entry in ready.committedEntries { apply(entry, on: node) }
+            for read in ready.reads {
+                guard let client = node.pendingReads.removeValue(forKey: read.requestID) else { continue }
+                node.confirmedReads.append((read.index, client, Int(read.requestID)))
+            }
+            serveReads(on: node)
+            if let soft = ready.softState {
+                note("node \(node.id) is \(soft.role.rawValue) in term \(core.status.term), leader \(soft.leader)")
+                if soft.role == .leader {
+                    checker.observeLeader(node.id, term: core.status.term, time: now)
+                    checker.observeNewLeader(core, time: now)
+                } else if node.wasLeader {
+                    // Reads have no effect: unconfirmed ones may simply be asked again elsewhere.
+                    for client in node.pendingReads.values.sorted() { retry(client) }
+                    node.pendingReads = [:]
+                }
+                node.wasLeader = soft.role == .leader
+            }
+            core.advance(ready)
+            compactIfDue(node, &core)
+            node.core = core
+        }
+    }
+
+    private func persist(_ record: PersistentLog.Record, snapshotData: [UInt8]?, on node: SimulatedNode) {
+        if case .entry(let entry) = record {
+            let previousTerm = node.disk.log.term(at: entry.index - 1) ?? 0
+            checker.observePersisted(entry, previousTerm: previousTerm, node: node.id, time: now)
+        }
+        node.disk.write(record, snapshotData: snapshotData)
+    }
+
+    private func apply(_ entry: Entry, on node: SimulatedNode) {
+        checker.observeApplied(entry, node: node.id, time: now)
+        guard entry.index == node.store.appliedIndex + 1 else {
+            checker.fail("node \(node.id) asked to apply \(entry.index) after \(node.store.appliedIndex)")
+            return
+        }
+        node.store.apply(entry)
+        guard let pending = node.pendingWrites.removeValue(forKey: entry.index) else { return }
+        guard clients[pending.client].operation == pending.operation else { return }
+        if pending.term == entry.term {
+            complete(pending.client, result: nil)
+        } else {
+            // Another leader's entry took that index: this attempt certainly failed; try again.
+            retry(pending.client)
+        }
+    }
+
+    private func serveReads(on node: SimulatedNode) {
+        var waiting: [(index: LogIndex, client: Int, operation: Int)] = []
+        for read in node.confirmedReads {
+            if read.index > node.store.appliedIndex {
+                waiting.append(read)
+            } else if clients[read.client].operation == read.operation {
+                complete(read.client, result: node.store.values[clients[read.client].key])
+            }
+        }
+        node.confirmedReads = waiting
+    }
+
+    private func compactIfDue(_ node: SimulatedNode, _ core: inout RaftNode) {
+        let snapshotIndex = core.latestSnapshot?.metadata.index ?? 0
+        guard node.store.appliedIndex >= snapshotIndex + LogIndex(options.compactionInterval) else { return }
+        do throws(RaftError) {
+            try core.compact(through: node.store.appliedIndex, snapshotData: node.store.snapshotData())
+        } catch {
+            checker.fail("node \(node.id) could not compact to \(node.store.appliedIndex): \(error)")
+            return
+        }
+        if let snapshot = core.latestSnapshot { node.disk.write(.snapshot(snapshot.metadata), snapshotData: snapshot.data) }
+    }
+
+    // MARK: - Clients
+
+    private func runClient(_ index: Int) {
+        let end = options.faultMilliseconds + options.quietMilliseconds - Self.operationTimeout / 2
+        if clients[index].operation == nil {
+            guard now < end else { return }
+            beginOperation(index)
+        }
+        var client = clients[index]
+        guard let operation = client.operation else { return }
+        if now >= client.deadline {
+            abandon(index)
+            queue.schedule(.client(index), at: now + 1)
+            return
+        }
+        if client.submitted {
+            queue.schedule(.client(index), at: client.deadline)
+            return
+        }
+        let liveNodes = nodes.keys.sorted().filter { nodes[$0]!.isUp }
+        if client.target == 0 || nodes[client.target]?.isUp != true, !liveNodes.isEmpty {
+            client.target = liveNodes[Int(random.next() % UInt64(liveNodes.count))]
+        }
+        guard let node = nodes[client.target], node.isUp else {
+            clients[index] = client
+            queue.schedule(.client(index), at: now + 5)
+            return
+        }
+        do throws(RaftError) {
+            if client.isWrite {
+                let command = KeyValueCommand.put(key: client.key, value: client.value)
+                let position = try node.core!.propose(command.encoded)
+                node.pendingWrites[position.index] = (position.term, index, operation)
+            } else {
+                try node.core!.readIndex(requestID: UInt64(operation))
+                node.pendingReads[UInt64(operation)] = index
+            }
+            client.submitted = true
+            clients[index] = client
+            drain(node)
+            queue.schedule(.client(index), at: client.deadline)
+        } catch {
+            if case .notLeader(let leader) = error, leader != 0 {
+                client.target = leader
+            } else {
+                client.target = liveNodes.isEmpty ? 0 : liveNodes[Int(random.next() % UInt64(liveNodes.count))]
+            }
+            clients[index] = client
+            queue.schedule(.client(index), at: now + 3)
+        }
+    }
+
+    private func beginOperation(_ index: Int) {
+        var client = clients[index]
+        client.key = "k\(random.next() % UInt64(options.keys))"
+        client.isWrite = random.next() % 5 < 3
+        client.submitted = false
+        client.deadline = now + Self.operationTimeout
+        if client.isWrite {
+            client.written += 1
+            client.value = Array("c\(index)-\(client.written)".utf8)
+        }
+        client.operation = history.count
+        history.append(KeyValueOperation(
+            key: client.key, action: client.isWrite ? .write(client.value) : .read(result: nil), call: now, response: nil))
+        clients[index] = client
+    }
+
+    private func complete(_ index: Int, result: [UInt8]?) {
+        guard let operation = clients[index].operation else { return }
+        history[operation].response = now
+        if clients[index].isWrite {
+            report.completedWrites += 1
+        } else {
+            history[operation].action = .read(result: result)
+            report.completedReads += 1
+        }
+        clients[index].operation = nil
+        queue.schedule(.client(index), at: now + 1 + Int(random.next() % 5))
+    }
+
+    /// The current attempt certainly had no effect: submit the same operation again.
+    private func retry(_ index: Int) {
+        guard clients[index].operation != nil else { return }
+        clients[index].submitted = false
+        clients[index].target = 0
+        queue.schedule(.client(index), at: now + 1)
+    }
+
+    private func abandon(_ index: Int) {
+        guard let operation = clients[index].operation else { return }
+        if clients[index].isWrite && clients[index].submitted {
+            report.unknownWrites += 1  // Stays in the history without a response: it may have happened.
+        } else {
+            discarded.insert(operation)
+        }
+        clients[index].operation = nil
+    }
+
+    // MARK: - Faults
+
+    private func injectFault() {
+        let members = nodes.keys.sorted()
+        if chance(options.crashProbability) {
+            let live = members.filter { nodes[$0]!.isUp }
+            let leader = live.first { nodes[$0]!.core?.status.role == .leader }
+            if !live.isEmpty {
+                // Half the crashes hit the leader: that is where elections and log conflicts come from.
+                let id = leader.flatMap { random.next() % 2 == 0 ? $0 : nil } ?? live[Int(random.next() % UInt64(live.count))]
+                let victim = nodes[id]!
+                if options.tornWrites && random.next() % 2 == 0 {
+                    victim.crashDuringNextWrite = true
+                } else {
+                    crash(victim)
+                }
+            }
+        }
+        if !partitioned && chance(options.partitionProbability) {
+            partitioned = true
+            switch random.next() % 3 {
+            case 0:  // Symmetric: two sides that cannot talk.
+                let shuffled = members.shuffled(using: &random)
+                let cut = 1 + Int(random.next() % UInt64(max(1, shuffled.count - 1)))
+                block(Array(shuffled[..<cut]), Array(shuffled[cut...]), bothWays: true)
+            case 1:  // Asymmetric: one side hears the other but not the reverse.
+                let shuffled = members.shuffled(using: &random)
+                let cut = 1 + Int(random.next() % UInt64(max(1, shuffled.count - 1)))
+                block(Array(shuffled[..<cut]), Array(shuffled[cut...]), bothWays: false)
+            default:  // The leader alone.
+                if let leader = members.first(where: { nodes[$0]!.core?.status.role == .leader }) {
+                    block([leader], members.filter { $0 != leader }, bothWays: true)
+                }
+            }
+            queue.schedule(.heal, at: now + 100 + Int(random.next() % 900))
+        }
+    }
+
+    private func block(_ side: [NodeID], _ other: [NodeID], bothWays: Bool) {
+        note("partition \(side) \(bothWays ? "<-/->" : "-/->") \(other)")
+        for a in side {
+            for b in other {
+                blocked.insert(Route(from: a, to: b))
+                if bothWays { blocked.insert(Route(from: b, to: a)) }
+            }
+        }
+    }
+
+    /// An operator adding a learner, promoting it once it caught up, or removing a voter.
+    private func changeMembership() {
+        let leaders = nodes.keys.sorted().compactMap { id -> SimulatedNode? in
+            guard let node = nodes[id], node.core?.status.role == .leader else { return nil }
+            return node
+        }
+        guard let node = leaders.max(by: { $0.core!.status.term < $1.core!.status.term }), let status = node.core?.status
+        else { return }
+        let change: MembershipChange?
+        if let learner = status.membership.learners.first {
+            change = (status.matched[learner] ?? 0) >= status.commit ? MembershipChange(.addVoter, node: learner) : nil
+        } else if status.membership.voters.count < 5 && random.next() % 2 == 0 {
+            let id = nextNodeID
+            nextNodeID += 1
+            _ = makeNode(id)
+            start(id)
+            change = MembershipChange(.addLearner, node: id)
+        } else if status.membership.voters.count > 3 && random.next() % 2 == 0 {
+            let voters = status.membership.voters
+            change = MembershipChange(.remove, node: voters[Int(random.next() % UInt64(voters.count))])
+        } else {
+            change = nil
+        }
+        guard let change else { return }
+        do throws(RaftError) {
+            _ = try node.core!.proposeMembershipChange(change)
+            note("leader \(node.id) proposes \(change.action) \(change.node)")
+            report.membershipChanges += 1
+        } catch {
+            return  // Pending change or a transfer: the operator tries again later.
+        }
+        drain(node)
+    }
+
+    // MARK: - Verdict
+
+    private func finish() {
+        for id in nodes.keys.sorted() {
+            guard let status = nodes[id]?.core?.status else { note("node \(id) down"); continue }
+            note("node \(id): \(status.role.rawValue) term \(status.term) leader \(status.leader) commit \(status.commit) "
+                + "applied \(status.applied) last \(status.lastIndex) voters \(status.membership.voters) "
+                + "learners \(status.membership.learners) matched \(status.matched.sorted { $0.key < $1.key })")
+        }
+        let checked = history.enumerated().filter { !discarded.contains($0.offset) }.map(\.element)
+        for key in LinearizabilityChecker.violations(in: checked) {
+            checker.fail("history of key \(key) is not linearizable")
+        }
+        report.violations = checker.violations
+        report.livenessFailure = !history.contains { operation in
+            if case .write = operation.action, let response = operation.response { return response > options.faultMilliseconds }
+            return false
+        }
+        report.highestApplied = checker.highestApplied
+        report.termsWithLeader = checker.termsWithLeader
+    }
+
+    /// The history of client operations so far (for tests that inspect it).
+    public var clientHistory: [KeyValueOperation] { history }
+}
