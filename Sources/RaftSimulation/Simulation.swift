@@ -435,6 +435,18 @@ public final class Simulation {
         }
         guard let node = leaders.max(by: { $0.core!.status.term < $1.core!.status.term }), let status = node.core?.status
         else { return }
+        if random.next() % 4 == 0, let target = status.membership.voters.filter({ $0 != node.id }).randomElement(using: &random) {
+            // Sometimes the operator hands leadership over instead.
+            do throws(RaftError) {
+                try node.core!.transferLeadership(to: target)
+                note("leader \(node.id) transfers leadership to \(target)")
+                report.transfers += 1
+            } catch {
+                return
+            }
+            drain(node)
+            return
+        }
         let change: MembershipChange?
         if let learner = status.membership.learners.first {
             change = (status.matched[learner] ?? 0) >= status.commit ? MembershipChange(.addVoter, node: learner) : nil

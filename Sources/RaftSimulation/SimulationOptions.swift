@@ -27,7 +27,8 @@ public struct SimulationOptions: Sendable {
     public var partitionProbability = 0.15
     /// Crashes may tear the write in progress (a prefix of its records survives).
     public var tornWrites = true
-    /// Members are added (as learners first, then promoted) and removed during faults.
+    /// Members are added (as learners first, then promoted) and removed during faults, and
+    /// leadership is sometimes handed over.
     public var membershipChanges = true
     /// Each member snapshots its state machine after this many applied entries.
     public var compactionInterval = 40
@@ -62,6 +63,7 @@ public struct SimulationReport: Sendable {
     public var highestApplied: LogIndex = 0
     public var termsWithLeader = 0
     public var membershipChanges = 0
+    public var transfers = 0
     public var crashes = 0
     public var snapshotsSent = 0
     public var messagesDelivered = 0
@@ -72,7 +74,7 @@ public struct SimulationReport: Sendable {
     public var summary: String {
         "seed \(seed): \(violations.isEmpty && !livenessFailure ? "ok" : "FAILED") — \(completedWrites) writes, "
             + "\(completedReads) reads, \(unknownWrites) unknown, applied \(highestApplied), \(termsWithLeader) leaders, "
-            + "\(crashes) crashes, \(membershipChanges) membership changes, \(snapshotsSent) snapshot chunks, "
+            + "\(crashes) crashes, \(membershipChanges) membership changes, \(transfers) transfers, \(snapshotsSent) snapshot chunks, "
             + "\(messagesDelivered) messages"
     }
 }

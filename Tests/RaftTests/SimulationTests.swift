@@ -10,7 +10,7 @@ import Testing
     static let seedCount = 120
 
     @Test func seededRunsKeepEverySafetyProperty() {
-        var totals = (writes: 0, reads: 0, membership: 0, crashes: 0, snapshots: 0)
+        var totals = (writes: 0, reads: 0, membership: 0, transfers: 0, crashes: 0, snapshots: 0, leaders: 0)
         for seed in 1...UInt64(Self.seedCount) {
             let report = Simulation(options: SimulationOptions(seed: seed)).run()
             #expect(report.violations.isEmpty, "\(report.summary)\n\(report.violations.joined(separator: "\n"))")
@@ -18,6 +18,8 @@ import Testing
             totals.writes += report.completedWrites
             totals.reads += report.completedReads
             totals.membership += report.membershipChanges
+            totals.transfers += report.transfers
+            totals.leaders += report.termsWithLeader
             totals.crashes += report.crashes
             totals.snapshots += report.snapshotsSent
         }
@@ -25,6 +27,8 @@ import Testing
         #expect(totals.writes > Self.seedCount * 20)
         #expect(totals.reads > Self.seedCount * 10)
         #expect(totals.membership > Self.seedCount / 2)
+        #expect(totals.transfers > Self.seedCount / 4)
+        #expect(totals.leaders > Self.seedCount * 2)
         #expect(totals.crashes > Self.seedCount / 2)
         #expect(totals.snapshots > Self.seedCount / 4)
     }
