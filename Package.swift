@@ -53,6 +53,13 @@ let package = Package(
         .target(name: "Raft"),
         // The deterministic simulator that drives Raft's real core (tests, `make soak`).
         .target(name: "RaftSimulation", dependencies: ["Raft"]),
+        // A Raft member as a process: the core over the WAL, TCP transport on 2377 (SwiftNIO).
+        .target(
+            name: "RaftHost",
+            dependencies: [
+                "Raft", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"), .product(name: "Logging", package: "swift-log"),
+            ]),
         .target(name: "ControlPlane", dependencies: ["Raft"]),
         .target(
             name: "Agent",
@@ -68,13 +75,15 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "Wire", "HostNet", "Lab", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Raft", "RaftSimulation",
+                "Wire", "HostNet", "Lab", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Raft", "RaftSimulation", "RaftHost",
                 "ControlPlane", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
 
         .testTarget(name: "WireTests", dependencies: ["Wire", "HostNet"], exclude: ["Fixtures"]),

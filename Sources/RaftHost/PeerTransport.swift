@@ -1,0 +1,183 @@
+import Logging
+import NIOCore
+import NIOExtras
+import NIOPosix
+import Raft
+
+/// TCP on 2377 between members, with SwiftNIO: one listener, and one outbound connection per
+/// peer, reconnected with exponential backoff. Raft tolerates loss, so while a peer is
+/// unreachable its messages are dropped (a bounded few are kept for the reconnect).
+///
+/// Confined to one event loop — the member's — so the host sees every frame on the thread
+/// that owns its core, with no lock anywhere. (`@unchecked Sendable` rests on that; each entry
+/// point checks it.) The pipeline is ready for TLS: a handler in front of the framing.
+final class PeerTransport: @unchecked Sendable {
+    typealias MessageHandler = (Message) -> Void
+    typealias RequestHandler = (ClientRequest, @escaping (ClientResponse) -> Void) -> Void
+
+    private let loop: EventLoop
+    private let logger: Logger
+    private var server: Channel?
+    private var peers: [NodeID: Peer] = [:]
+    /// Resolves a member's address ("host:port"), from configuration or the replicated store.
+    var addressOf: (NodeID) -> String? = { _ in nil }
+    var onMessage: MessageHandler = { _ in }
+    var onRequest: RequestHandler = { _, _ in }
+    /// Frames that did not decode (bad input is dropped and counted, the connection closed).
+    private(set) var rejectedFrames = 0
+
+    private final class Peer {
+        var channel: Channel?
+        var connecting = false
+        var backoff: TimeAmount = .milliseconds(50)
+        var queued: [ByteBuffer] = []
+        var nextAttempt: NIODeadline = .uptimeNanoseconds(0)
+    }
+
+    private static let maxQueuedPerPeer = 256
+
+    init(loop: EventLoop, logger: Logger) {
+        self.loop = loop
+        self.logger = logger
+    }
+
+    /// Listens on `host:port`; returns the bound port.
+    func listen(host: String, port: Int) throws -> Int {
+        let channel = try ServerBootstrap(group: loop)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try Self.addFraming(to: channel)
+                    try channel.pipeline.syncOperations.addHandler(InboundFrames(transport: self))
+                }
+            }
+            .bind(host: host, port: port).wait()
+        server = channel
+        return channel.localAddress?.port ?? port
+    }
+
+    static func addFraming(to channel: Channel) throws {
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(
+            ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes), maximumBufferSize: maximumFrameBytes + 8))
+        try pipeline.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes))
+    }
+
+    /// Sends `message` to its recipient, connecting first if needed.
+    func send(_ message: Message) {
+        loop.preconditionInEventLoop()
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        buffer.writeInteger(FrameChannel.raft.rawValue)
+        buffer.writeBytes(message.encoded())
+        let peer = peers[message.to] ?? Peer()
+        peers[message.to] = peer
+        if let channel = peer.channel, channel.isActive {
+            channel.write(buffer, promise: nil)
+            return
+        }
+        if peer.queued.count < Self.maxQueuedPerPeer { peer.queued.append(buffer) }
+        connect(message.to, peer)
+    }
+
+    /// Flushes what `send` wrote (once per batch of messages, not per message).
+    func flush() {
+        for peer in peers.values { peer.channel?.flush() }
+    }
+
+    private func connect(_ id: NodeID, _ peer: Peer) {
+        guard !peer.connecting, NIODeadline.now() >= peer.nextAttempt, let address = addressOf(id),
+            let (host, port) = splitHostPort(address)
+        else { return }
+        peer.connecting = true
+        ClientBootstrap(group: loop)
+            .connectTimeout(.milliseconds(500))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try Self.addFraming(to: channel) }
+            }
+            .connect(host: host, port: port)
+            .whenComplete { [self] result in
+                peer.connecting = false
+                switch result {
+                case .success(let channel):
+                    peer.channel = channel
+                    peer.backoff = .milliseconds(50)
+                    for buffer in peer.queued { channel.write(buffer, promise: nil) }
+                    peer.queued = []
+                    channel.flush()
+                    channel.closeFuture.whenComplete { _ in if peer.channel === channel { peer.channel = nil } }
+                case .failure:
+                    peer.queued = []
+                    peer.nextAttempt = .now() + peer.backoff
+                    peer.backoff = min(peer.backoff * 2, .seconds(2))
+                }
+            }
+    }
+
+    fileprivate func received(_ buffer: ByteBuffer, on channel: Channel) {
+        var buffer = buffer
+        guard let raw = buffer.readInteger(as: UInt8.self), let kind = FrameChannel(rawValue: raw) else {
+            reject(channel, "unknown frame channel")
+            return
+        }
+        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        switch kind {
+        case .raft:
+            do throws(DecodingError) {
+                onMessage(try Message(decoding: bytes))
+            } catch {
+                reject(channel, "\(error)")
+            }
+        case .request:
+            guard let request = JSONCoding.decode(ClientRequest.self, from: bytes) else {
+                reject(channel, "malformed client request")
+                return
+            }
+            onRequest(request) { response in
+                var out = ByteBufferAllocator().buffer(capacity: 128)
+                out.writeInteger(FrameChannel.response.rawValue)
+                out.writeBytes(JSONCoding.encode(response))
+                channel.writeAndFlush(out, promise: nil)
+            }
+        case .response:
+            reject(channel, "unexpected response frame")
+        }
+    }
+
+    fileprivate func reject(_ channel: Channel, _ why: String) {
+        rejectedFrames += 1
+        logger.warning("dropped a frame and its connection", metadata: ["reason": "\(why)", "peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+        channel.close(promise: nil)
+    }
+
+    func close() {
+        try? server?.close().wait()
+        for peer in peers.values { try? peer.channel?.close().wait() }
+    }
+}
+
+/// Hands decoded frames of an inbound connection to the transport; any pipeline error (an
+/// oversized frame, a reset) closes just that connection.
+private final class InboundFrames: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let transport: PeerTransport
+
+    init(transport: PeerTransport) { self.transport = transport }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        transport.received(unwrapInboundIn(data), on: context.channel)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        transport.reject(context.channel, "\(error)")
+    }
+}
+
+/// "host:port" → (host, port); nil when malformed.
+func splitHostPort(_ address: String) -> (String, Int)? {
+    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), port > 0,
+        port < 65_536
+    else { return nil }
+    return (String(address[..<colon]), port)
+}
