@@ -49,7 +49,7 @@ fuzz-build: deps
 	touch Fuzz/Package.swift
 	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_BUILD) -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
 
-FUZZERS := WireFuzz OverlayFuzz DNSFuzz
+FUZZERS := WireFuzz OverlayFuzz DNSFuzz RaftFuzz
 
 # Fuzz every parser of network bytes for FUZZ_SECONDS each; a crash leaves its input in
 # fuzz-artifacts/ and fails the target. Rerun one input: $(FUZZ_BUILD)/release/WireFuzz FILE
@@ -60,9 +60,10 @@ fuzz: fuzz-build
 	@for fuzzer in $(FUZZERS); do \
 	  corpus=$(FUZZ_BUILD)/corpus/$$fuzzer; mkdir -p $$corpus; \
 	  if [ $$fuzzer = DNSFuzz ]; then python3 Fuzz/seed-dns.py $$corpus >/dev/null; \
+	  elif [ $$fuzzer = RaftFuzz ]; then python3 Fuzz/seed-raft.py $$corpus >/dev/null; \
 	  else python3 Fuzz/seed-from-pcap.py Tests/WireTests/Fixtures/kernel-vxlan.pcap $$corpus >/dev/null; fi; \
 	  echo "== $$fuzzer for $(FUZZ_SECONDS) s"; \
-	  ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BUILD)/release/$$fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -detect_leaks=0 \
+	  SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BUILD)/release/$$fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -detect_leaks=0 \
 	    -artifact_prefix=fuzz-artifacts/$$fuzzer- $$corpus > $(FUZZ_BUILD)/$$fuzzer.log 2>&1; \
 	  status=$$?; grep -E "^Done|number_of_executed_units|new_units_added|ERROR|SUMMARY" $(FUZZ_BUILD)/$$fuzzer.log; \
 	  if [ $$status -ne 0 ]; then tail -n 40 $(FUZZ_BUILD)/$$fuzzer.log; exit $$status; fi; \

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Lab", targets: ["Lab"]),
         .library(name: "Overlay", targets: ["Overlay"]),
         .library(name: "ServiceDNS", targets: ["ServiceDNS"]),
+        .library(name: "Raft", targets: ["Raft"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

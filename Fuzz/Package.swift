@@ -18,6 +18,10 @@ let package = Package(
             dependencies: ["FuzzDriver", .product(name: "Overlay", package: "Shoal"), .product(name: "Wire", package: "Shoal")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(
+            name: "RaftFuzz",
+            dependencies: ["FuzzDriver", .product(name: "Raft", package: "Shoal")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(
             name: "DNSFuzz",
             dependencies: ["FuzzDriver", .product(name: "ServiceDNS", package: "Shoal"), .product(name: "Wire", package: "Shoal")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),

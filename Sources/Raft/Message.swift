@@ -98,3 +98,35 @@ public struct SnapshotChunk: Sendable, Hashable {
     /// Whether this chunk completes the snapshot.
     public var isLast: Bool { offset + UInt64(data.count) == totalSize }
 }
+
+extension Message {
+    /// Whether the fields agree with each other as any correct sender writes them. The core
+    /// drops (and counts) anything else, so a garbled or hostile message that still decodes
+    /// cannot break the log's invariants: appended entries must follow `index` one by one with
+    /// terms that never decrease, start at or after `logTerm` and never exceed the sender's
+    /// term; a snapshot chunk must describe a snapshot of a real index.
+    public var isWellFormed: Bool {
+        // Terms and indices far beyond anything a group reaches would only overflow later
+        // (a campaign adds one to the term): refuse them at the door.
+        let bound: UInt64 = 1 << 62
+        guard term < bound, logTerm < bound, index < bound, commit < bound, rejectHint < bound else { return false }
+        switch kind {
+        case .append:
+            var previousTerm = logTerm
+            for (offset, entry) in entries.enumerated() {
+                guard entry.index == index &+ 1 &+ UInt64(offset), entry.term >= previousTerm, entry.term <= term else {
+                    return false
+                }
+                previousTerm = entry.term
+            }
+            return index > 0 || logTerm == 0
+        case .snapshot:
+            guard let chunk = snapshot else { return false }
+            return chunk.metadata.index > 0 && chunk.metadata.index < bound && chunk.metadata.term <= term
+                && chunk.offset <= chunk.totalSize
+                && UInt64(chunk.data.count) <= chunk.totalSize - chunk.offset && !chunk.metadata.membership.voters.isEmpty
+        default:
+            return entries.isEmpty && snapshot == nil
+        }
+    }
+}

@@ -50,6 +50,8 @@ public struct RaftNode: Sendable {
     var persistedHardState: HardState
     var reportedSoftState: SoftState
     var readyOutstanding = false
+    /// Messages refused by ``step(_:)``: addressed elsewhere, or not well formed.
+    public private(set) var droppedMessages = 0
 
     /// Restores a member from what its host persisted.
     ///
@@ -91,7 +93,10 @@ public struct RaftNode: Sendable {
     /// Feeds one message from the network. Messages for another member are ignored.
     public mutating func step(_ message: Message) {
         precondition(!readyOutstanding, "step between ready() and advance()")
-        guard message.to == id, message.from != 0, message.from != id else { return }
+        guard message.to == id, message.from != 0, message.from != id, message.isWellFormed else {
+            droppedMessages += 1
+            return
+        }
         guard handleTerm(of: message) else { return }
         switch message.kind {
         case .preVote, .vote: handleVoteRequest(message)

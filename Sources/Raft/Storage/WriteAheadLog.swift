@@ -184,6 +184,11 @@ public final class WriteAheadLog {
         writer.bytes.append(contentsOf: body.bytes)
     }
 
+    /// Decodes one segment's bytes: its records and how many bytes are intact (see `parse`).
+    public static func decodeSegment(_ bytes: [UInt8]) throws(StorageError) -> (records: [PersistentLog.Record], validBytes: Int) {
+        try parse(bytes, file: "segment")
+    }
+
     /// The records of one segment and how many bytes of it are intact.
     ///
     /// A crash mid-write leaves a prefix of the last batch: a final record cut short, a final
