@@ -88,6 +88,7 @@ soak: deps
 # The benchmarks of bench/README.md (minutes; run on a quiet machine).
 bench: hotpath
 	bench/overlay.sh
+	bench/raft.sh
 
 clean:
 	rm -rf .build $(FUZZ_BUILD) .build-bench fuzz-artifacts

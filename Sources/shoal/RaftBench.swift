@@ -120,8 +120,10 @@ private final class EtcdGatewayClient: @unchecked Sendable {
     }
 
     fileprivate func finished(ok: Bool) {
-        pending?.succeed(ok)
+        // Cleared before succeeding: the callback sends the next request, which sets a new one.
+        let promise = pending
         pending = nil
+        promise?.succeed(ok)
     }
 
     private final class Responses: ChannelInboundHandler, @unchecked Sendable {

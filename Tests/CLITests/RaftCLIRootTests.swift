@@ -135,4 +135,45 @@ struct RaftCLIRootTests {
             #expect(read.output.contains(String(repeating: "v", count: 64)), "\(read.output)")
         }
     }
+
+    /// Junk on 2377 — random bytes, a frame that is cut short, a frame claiming 1 GiB, a raft
+    /// frame whose message does not decode, an unknown channel — is dropped and counted, and
+    /// the group goes on committing and answering.
+    @Test func junkFramesOnPort2377AreDroppedAndCountedWhileTheGroupServes() throws {
+        try withGroup { group in
+            for id: UInt64 in 1...3 { try group.start(id) }
+            Thread.sleep(forTimeInterval: 1.5)
+            let before = try group.client(["put", "before", "junk"])
+            #expect(before.status == 0, "\(before.output)")
+            let target = group.lab.nodes[1].underlayAddress
+            let script = """
+                import os, socket, struct, random
+                random.seed(7)
+                def send(payload, close_early=False):
+                    s = socket.create_connection(("\(target)", 2377), timeout=0.5)
+                    s.sendall(payload)
+                    if not close_early:
+                        try: s.recv(16)
+                        except Exception: pass
+                    s.close()
+                for _ in range(20):
+                    send(os.urandom(random.randint(1, 300)))
+                send(struct.pack(">I", 1 << 30) + b"x" * 100)
+                send(struct.pack(">I", 50) + b"\\x01" + b"\\x00" * 10, close_early=True)
+                send(struct.pack(">I", 12) + b"\\x01" + b"\\x01" + b"\\xff" * 10)
+                send(struct.pack(">I", 5) + b"\\x09" + b"abcd")
+                send(struct.pack(">I", 3) + b"\\x02{}")
+                """
+            let junk = try NamespacedProcess.run(["python3", "-c", script], in: group.lab.nodes[0].namespace, timeoutSeconds: 60)
+            #expect(junk.status == 0, "\(junk.output)")
+            let status = try group.statuses().first { ($0["id"] as? NSNumber)?.uint64Value == 2 }
+            let rejected = (status?["rejectedFrames"] as? NSNumber)?.intValue ?? 0
+            #expect(rejected >= 4, "member 2 should count the junk frames it dropped: \(String(describing: status))")
+            let after = try group.client(["put", "after", "junk"])
+            #expect(after.status == 0, "\(after.output)")
+            let read = try group.client(["get", "before"])
+            #expect(read.output.contains("junk"), "\(read.output)")
+            #expect(try group.statuses().count == 3, "every member still answers")
+        }
+    }
 }

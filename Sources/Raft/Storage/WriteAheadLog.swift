@@ -103,7 +103,8 @@ public final class WriteAheadLog {
     deinit { close(segmentFD) }
 
     /// Makes what `ready` asks durable: the snapshot file first, then one batch of records and
-    /// one fdatasync. Nothing of `ready` may be acted on before this returns.
+    /// one fdatasync (none when only the commit index moved). Nothing of `ready` may be acted
+    /// on before this returns.
     public func save(_ ready: Ready) throws(StorageError) {
         try append(PersistentLog.records(of: ready), snapshotData: ready.snapshot?.data)
     }
@@ -124,9 +125,20 @@ public final class WriteAheadLog {
             try writeSnapshot(Snapshot(metadata: newSnapshot, data: snapshotData))
         }
         var writer = ByteWriter()
-        for record in records { Self.encode(record, into: &writer) }
+        var mustSync = false
+        for record in records {
+            Self.encode(record, into: &writer)
+            switch record {
+            case .entry, .snapshot:
+                mustSync = true
+            case .hardState(let state):
+                // A commit index alone needs no fsync: it is relearned from the leader, and
+                // recovery clamps it to the log (etcd's MustSync makes the same choice).
+                if state.term != log.hardState.term || state.vote != log.hardState.vote { mustSync = true }
+            }
+        }
         try DurableFile.writeAll(segmentFD, writer.bytes, at: segmentSize, path: currentSegmentPath)
-        try DurableFile.sync(segmentFD, path: currentSegmentPath)
+        if mustSync { try DurableFile.sync(segmentFD, path: currentSegmentPath) }
         segmentSize += writer.bytes.count
         let oldSnapshot = log.snapshot
         for record in records { try log.apply(record) }
