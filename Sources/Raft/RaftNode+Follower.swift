@@ -76,7 +76,8 @@ extension RaftNode {
         let snapshot = Snapshot(metadata: metadata, data: incoming.bytes)
         log.restore(snapshot)
         snapshotToApply = snapshot
-        send(Message(kind: .appendResponse, from: id, to: message.from, term: term, index: log.lastIndex))
+        // Only the snapshot is vouched for: entries kept after it are checked by the next append.
+        send(Message(kind: .appendResponse, from: id, to: message.from, term: term, index: metadata.index))
     }
 
     private mutating func reply(to request: Message, _ response: Message) {

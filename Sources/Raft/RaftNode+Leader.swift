@@ -6,15 +6,27 @@ extension RaftNode {
     mutating func appendAndReplicate(kind: Entry.Kind, data: [UInt8]) -> LogPosition {
         let entry = Entry(term: term, index: log.lastIndex + 1, kind: kind, data: data)
         log.appendAsLeader([entry])
-        addProgressForNewMembers()
+        if kind == .membershipChange { followMembership() }
         if !maybeCommit() { broadcastAppends() }
         return LogPosition(term: entry.term, index: entry.index)
     }
 
-    /// A membership entry takes effect when appended: new members get a progress at once.
-    mutating func addProgressForNewMembers() {
+    /// A membership entry takes effect when appended: new members get a fresh progress at
+    /// once, and removed ones lose theirs — a member removed and added again under the same ID
+    /// (with a new, empty disk) must not inherit its old match index.
+    mutating func followMembership() {
+        let members = Set(log.membership.all)
+        for member in progress.keys where !members.contains(member) {
+            progress[member] = nil
+            readAcknowledgements[member] = nil
+        }
         for member in log.membership.all where member != id && progress[member] == nil {
             progress[member] = Progress(next: log.lastIndex + 1)
+        }
+        if log.membership.voters == [id] {
+            // No other voter is left to confirm reads: this leader alone is the quorum.
+            for read in pendingReads { confirmedReads.append(ReadState(requestID: read.requestID, index: read.index)) }
+            pendingReads = []
         }
     }
 
@@ -177,10 +189,10 @@ extension RaftNode {
             }
         }
         progress[member] = peer
-        if advanced && maybeCommit() { return }
         if member == transferTarget && peer.match == log.lastIndex {
             send(Message(kind: .timeoutNow, from: id, to: member, term: term))
         }
+        if advanced && maybeCommit() { return }
         if wasPaused && peer.next > log.lastIndex {
             // A probe was in flight while the commit index moved: tell this follower now
             // rather than at the next heartbeat.
@@ -226,7 +238,9 @@ extension RaftNode {
     /// the current term (§5.4.2); tells everyone when it moved. True when it moved.
     mutating func maybeCommit() -> Bool {
         let membership = log.membership
-        var matched = membership.voters.map { $0 == id ? log.lastIndex : (progress[$0]?.match ?? 0) }
+        // The leader counts only what it has persisted: its messages may leave before its own
+        // fsync, and with a single voter an unpersisted entry would otherwise commit at once.
+        var matched = membership.voters.map { $0 == id ? log.stabled : (progress[$0]?.match ?? 0) }
         matched.sort(by: >)
         let quorumIndex = matched[membership.quorum - 1]
         guard quorumIndex > log.committed, let quorumTerm = log.term(at: quorumIndex) else { return false }

@@ -31,6 +31,7 @@ extension RaftNode {
         guard log.membership.isVoter(target), let peer = progress[target] else {
             throw .invalidMembershipChange("\(target) is not a voter")
         }
+        guard transferTarget != target else { return }  // Asked again: the first request is running.
         transferTarget = target
         electionElapsed = 0
         if peer.match == log.lastIndex {

@@ -170,8 +170,12 @@ public struct RaftNode: Sendable {
         if let hardState = ready.hardState { persistedHardState = hardState }
         if let softState = ready.softState { reportedSoftState = softState }
         if ready.snapshot != nil { snapshotToApply = nil }
-        if let last = ready.entries.last { log.markStable(through: last.index) }
         if let last = ready.committedEntries.last { log.markApplied(through: last.index) }
+        if let last = ready.entries.last {
+            log.markStable(through: last.index)
+            // The leader's own entries count towards commit only now that they are durable.
+            if role == .leader { _ = maybeCommit() }
+        }
     }
 
     var hardState: HardState { HardState(term: term, vote: vote, commit: log.committed) }

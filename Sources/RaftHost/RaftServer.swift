@@ -148,6 +148,12 @@ public final class RaftServer: @unchecked Sendable {
             let sendFirst = core.status.role == .leader
                 && (ready.hardState.map { $0.term == persistedTerm && $0.vote == persistedVote } ?? true)
             if sendFirst { send(ready.messages) }
+            // A leader's snapshot that does not decode must not reach the disk, or this member
+            // could never start again; stopping here restarts it from its last durable state.
+            let restored = ready.snapshot.map { KeyValueStore(snapshotData: $0.data) }
+            if let restored, restored == nil {
+                fatalError("raft member \(configuration.id): leader sent a snapshot that does not decode")
+            }
             do {
                 try wal.save(ready)
             } catch {
@@ -160,10 +166,7 @@ public final class RaftServer: @unchecked Sendable {
                 persistedVote = hardState.vote
             }
             if !sendFirst { send(ready.messages) }
-            if let snapshot = ready.snapshot {
-                guard let restored = KeyValueStore(snapshotData: snapshot.data) else {
-                    fatalError("raft member \(configuration.id): leader sent a snapshot that does not decode")
-                }
+            if let restored = restored ?? nil {
                 store = restored
                 snapshotsInstalled += 1
             }
