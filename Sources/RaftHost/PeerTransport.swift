@@ -26,7 +26,8 @@ final class PeerTransport: @unchecked Sendable {
     /// Frames that did not decode (bad input is dropped and counted, the connection closed).
     private(set) var rejectedFrames = 0
 
-    private final class Peer {
+    /// One peer's connection state; like the transport, only touched on its event loop.
+    private final class Peer: @unchecked Sendable {
         var channel: Channel?
         var connecting = false
         var backoff: TimeAmount = .milliseconds(50)
@@ -97,7 +98,7 @@ final class PeerTransport: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture { try Self.addFraming(to: channel) }
             }
             .connect(host: host, port: port)
-            .whenComplete { [self] result in
+            .whenComplete { result in
                 peer.connecting = false
                 switch result {
                 case .success(let channel):

@@ -38,19 +38,8 @@ struct RaftBench: ParsableCommand {
                 let raft = RaftClient(endpoints: group.list, loop: loop)
                 put = { key in raft.request(.put(key: key, value: value)).map(\.ok) }
             }
-            var sequence = 0
-            func next() -> EventLoopFuture<Void> {
-                guard NIODeadline.now() < deadline else { return loop.makeSucceededVoidFuture() }
-                sequence += 1
-                let key = String(format: "bench%03d-%07d", client % 1000, sequence % 10_000_000)
-                let started = NIODeadline.now()
-                return put(key).flatMapError { _ in loop.makeSucceededFuture(false) }.flatMap { ok in
-                    let elapsed = (NIODeadline.now() - started).nanoseconds
-                    results.withLockedValue { ok ? $0.latencies.append(elapsed) : ($0.errors += 1) }
-                    return next()
-                }
-            }
-            loops.append(loop.flatSubmit { next() })
+            let driver = ClosedLoop(client: client, loop: loop, deadline: deadline, put: put, results: results)
+            loops.append(loop.flatSubmit { driver.next() })
         }
         let started = Date()
         for future in loops { try future.wait() }
@@ -68,6 +57,38 @@ struct RaftBench: ParsableCommand {
         } else {
             print(String(format: "%@ %d clients: %.0f puts/s, p50 %.2f ms, p99 %.2f ms (%d puts, %d errors)",
                 etcd ? "etcd" : "shoal", clients, rate, percentile(0.5), percentile(0.99), latencies.count, errors))
+        }
+    }
+}
+
+/// One closed-loop client: the next put leaves when the previous one is answered. Confined to
+/// its event loop (hence `@unchecked Sendable`).
+private final class ClosedLoop: @unchecked Sendable {
+    let client: Int
+    let loop: EventLoop
+    let deadline: NIODeadline
+    let put: (String) -> EventLoopFuture<Bool>
+    let results: NIOLockedValueBox<(latencies: [Int64], errors: Int)>
+    var sequence = 0
+
+    init(client: Int, loop: EventLoop, deadline: NIODeadline, put: @escaping (String) -> EventLoopFuture<Bool>,
+         results: NIOLockedValueBox<(latencies: [Int64], errors: Int)>) {
+        self.client = client
+        self.loop = loop
+        self.deadline = deadline
+        self.put = put
+        self.results = results
+    }
+
+    func next() -> EventLoopFuture<Void> {
+        guard NIODeadline.now() < deadline else { return loop.makeSucceededVoidFuture() }
+        sequence += 1
+        let key = String(format: "bench%03d-%07d", client % 1000, sequence % 10_000_000)
+        let started = NIODeadline.now()
+        return put(key).flatMapError { [loop] _ in loop.makeSucceededFuture(false) }.flatMap { ok in
+            let elapsed = (NIODeadline.now() - started).nanoseconds
+            self.results.withLockedValue { ok ? $0.latencies.append(elapsed) : ($0.errors += 1) }
+            return self.next()
         }
     }
 }
