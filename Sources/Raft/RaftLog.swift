@@ -58,8 +58,13 @@ struct RaftLog {
     /// The term of the entry at `index`, or nil when it is compacted away or not there yet.
     func term(at index: LogIndex) -> Term? {
         if index == snapshotMetadata.index { return snapshotMetadata.term }
+        return entry(at: index)?.term
+    }
+
+    /// The entry at `index`, or nil when it is compacted away or not there yet.
+    func entry(at index: LogIndex) -> Entry? {
         guard index > snapshotMetadata.index, index <= lastIndex else { return nil }
-        return entries[Int(index - firstIndex)].term
+        return entries[Int(index - firstIndex)]
     }
 
     /// Whether the log holds an entry at `index` with `term`.

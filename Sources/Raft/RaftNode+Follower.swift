@@ -20,25 +20,25 @@ extension RaftNode {
     private mutating func handleAppend(_ message: Message) {
         if message.index < log.committed {
             // Everything up to our commit index matches already; say so, the leader skips ahead.
-            reply(to: message, Message(kind: .appendResponse, from: id, to: message.from, term: term, index: log.committed))
+            send(Message(kind: .appendResponse, from: id, to: message.from, term: term, index: log.committed))
             return
         }
         if let lastMatched = log.tryAppend(after: message.index, term: message.logTerm, entries: message.entries) {
             log.commit(to: min(message.commit, lastMatched))
-            reply(to: message, Message(kind: .appendResponse, from: id, to: message.from, term: term, index: lastMatched))
+            send(Message(kind: .appendResponse, from: id, to: message.from, term: term, index: lastMatched))
             return
         }
         // No entry (index, logTerm) here: hint the last index whose term could still agree,
         // so the leader skips a whole conflicting term per round trip instead of one entry.
         let hintIndex = log.lastIndex(atOrBefore: min(message.index, log.lastIndex), withTermAtMost: message.logTerm)
-        reply(to: message, Message(
+        send(Message(
             kind: .appendResponse, from: id, to: message.from, term: term, logTerm: log.term(at: hintIndex) ?? 0,
             index: message.index, reject: true, rejectHint: hintIndex))
     }
 
     private mutating func handleHeartbeat(_ message: Message) {
         log.commit(to: message.commit)
-        reply(to: message, Message(kind: .heartbeatResponse, from: id, to: message.from, term: term, context: message.context))
+        send(Message(kind: .heartbeatResponse, from: id, to: message.from, term: term, context: message.context))
     }
 
     private mutating func handleSnapshotChunk(_ message: Message) {
@@ -78,9 +78,5 @@ extension RaftNode {
         snapshotToApply = snapshot
         // Only the snapshot is vouched for: entries kept after it are checked by the next append.
         send(Message(kind: .appendResponse, from: id, to: message.from, term: term, index: metadata.index))
-    }
-
-    private mutating func reply(to request: Message, _ response: Message) {
-        send(response)
     }
 }

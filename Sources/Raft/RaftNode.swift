@@ -362,8 +362,5 @@ extension RaftNode {
     }
 
     /// The entry at `index` in this member's log, or nil when compacted or absent (checkers).
-    public func entry(at index: LogIndex) -> Entry? {
-        guard let term = log.term(at: index), index > log.snapshotMetadata.index else { return nil }
-        return log.entries(from: index, maxBytes: 0)?.first.map { precondition($0.term == term); return $0 }
-    }
+    public func entry(at index: LogIndex) -> Entry? { log.entry(at: index) }
 }

@@ -237,27 +237,24 @@ public final class RaftServer: @unchecked Sendable {
             leaderAddress: leader == 0 ? nil : address(of: leader))
     }
 
+    /// The answer to a request the core refused: where the leader is, or why not.
+    private func refusal(_ error: RaftError, _ request: UInt64) -> ClientResponse {
+        if case .notLeader = error { return notLeader(request) }
+        return ClientResponse(id: request, ok: false, error: error.description, leader: core.status.leader)
+    }
+
     private func handle(_ request: ClientRequest, _ respond: @escaping (ClientResponse) -> Void) {
-        func propose(_ command: KeyValueCommand) {
+        // Proposals of both kinds: remembered until their index is applied, or refused now.
+        func submit(_ proposal: () throws(RaftError) -> LogPosition) {
             do throws(RaftError) {
-                let position = try core.propose(command.encoded)
+                let position = try proposal()
                 pendingWrites[position.index] = (position.term, respond, request.id)
             } catch {
-                if case .notLeader = error { respond(notLeader(request.id)) } else {
-                    respond(ClientResponse(id: request.id, ok: false, error: error.description, leader: core.status.leader))
-                }
+                respond(refusal(error, request.id))
             }
         }
-        func change(_ change: MembershipChange) {
-            do throws(RaftError) {
-                let position = try core.proposeMembershipChange(change)
-                pendingWrites[position.index] = (position.term, respond, request.id)
-            } catch {
-                if case .notLeader = error { respond(notLeader(request.id)) } else {
-                    respond(ClientResponse(id: request.id, ok: false, error: error.description, leader: core.status.leader))
-                }
-            }
-        }
+        func propose(_ command: KeyValueCommand) { submit { () throws(RaftError) in try core.propose(command.encoded) } }
+        func change(_ change: MembershipChange) { submit { () throws(RaftError) in try core.proposeMembershipChange(change) } }
         switch request.operation {
         case .put(let key, let value):
             propose(.put(key: key, value: Array(value.utf8)))
@@ -269,7 +266,7 @@ public final class RaftServer: @unchecked Sendable {
                 try core.readIndex(requestID: nextReadID)
                 pendingReads[nextReadID] = (key, respond, request.id)
             } catch {
-                respond(notLeader(request.id))
+                respond(refusal(error, request.id))
             }
         case .status:
             respond(ClientResponse(id: request.id, ok: true, leader: core.status.leader, status: memberStatus))
@@ -290,21 +287,19 @@ public final class RaftServer: @unchecked Sendable {
                 return
             }
             let value = [UInt8](repeating: UInt8(ascii: "v"), count: valueBytes)
-            do throws(RaftError) {
-                var last: LogPosition?
-                for number in 0..<count {
+            submit { () throws(RaftError) in
+                var last = try core.propose(KeyValueCommand.put(key: prefix + "0", value: value).encoded)
+                for number in 1..<count {
                     last = try core.propose(KeyValueCommand.put(key: prefix + "\(number)", value: value).encoded)
                 }
-                if let last { pendingWrites[last.index] = (last.term, respond, request.id) }
-            } catch {
-                respond(notLeader(request.id))
+                return last
             }
         case .transferLeadership(let target):
             do throws(RaftError) {
                 try core.transferLeadership(to: target)
                 respond(ClientResponse(id: request.id, ok: true, leader: core.status.leader))
             } catch {
-                respond(ClientResponse(id: request.id, ok: false, error: error.description, leader: core.status.leader))
+                respond(refusal(error, request.id))
             }
         }
         scheduleReady()
