@@ -14,12 +14,14 @@ let package = Package(
         .library(name: "Overlay", targets: ["Overlay"]),
         .library(name: "ServiceDNS", targets: ["ServiceDNS"]),
         .library(name: "Raft", targets: ["Raft"]),
+        .library(name: "Gossip", targets: ["Gossip"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // System libraries, linked through module maps and pkg-config.
@@ -50,10 +52,21 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
-        .target(name: "Gossip"),
-        .target(name: "Raft"),
+        // What the protocol engines share below them: replayable randomness, a virtual-time event
+        // queue for simulators, bounded big-endian encoding. No I/O.
+        .target(name: "EngineKit"),
+        .target(
+            name: "Gossip",
+            dependencies: [
+                "EngineKit", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"), .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The deterministic simulator that drives Gossip's real engine (tests, `make soak`, bench).
+        .target(name: "GossipSimulation", dependencies: ["Gossip", "EngineKit"]),
+        .target(name: "Raft", dependencies: ["EngineKit"]),
         // The deterministic simulator that drives Raft's real core (tests, `make soak`).
-        .target(name: "RaftSimulation", dependencies: ["Raft"]),
+        .target(name: "RaftSimulation", dependencies: ["Raft", "EngineKit"]),
         // A Raft member as a process: the core over the WAL, TCP transport on 2377 (SwiftNIO).
         .target(
             name: "RaftHost",
@@ -76,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "Wire", "HostNet", "Lab", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Raft", "RaftSimulation", "RaftHost",
+                "Wire", "HostNet", "Lab", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "GossipSimulation", "Raft", "RaftSimulation", "RaftHost",
                 "ControlPlane", "Agent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -87,7 +100,7 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]),
 
-        .testTarget(name: "WireTests", dependencies: ["Wire", "HostNet"], exclude: ["Fixtures"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "HostNet", "EngineKit"], exclude: ["Fixtures"]),
         .testTarget(name: "HostNetTests", dependencies: ["HostNet", "Wire", "Lab"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "HostNet", "Wire"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "Lab", "HostNet", "Wire"]),
@@ -95,8 +108,8 @@ let package = Package(
         .testTarget(name: "IngressLBTests", dependencies: ["IngressLB"]),
         .testTarget(
             name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"], exclude: ["Fixtures"]),
-        .testTarget(name: "GossipTests", dependencies: ["Gossip"]),
-        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation"]),
+        .testTarget(name: "GossipTests", dependencies: ["Gossip", "GossipSimulation", "EngineKit"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation", "EngineKit"]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent"]),
     ]

@@ -3,6 +3,8 @@
 // a `DecodingError`, never a crash and never an unbounded allocation.
 
 /// Why bytes did not decode.
+import EngineKit
+
 public enum DecodingError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The bytes end before the value does.
     case truncated(String)

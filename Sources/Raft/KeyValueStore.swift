@@ -2,6 +2,8 @@
 // of the log. Deterministic: the same entries give the same bytes of snapshot on every member.
 
 /// A command carried by a normal log entry.
+import EngineKit
+
 public enum KeyValueCommand: Sendable, Hashable {
     /// Set `key` to `value`.
     case put(key: String, value: [UInt8])

@@ -9,6 +9,8 @@
 ///
 /// Not thread-safe: one host loop owns it. Between ``ready()`` and ``advance(_:)`` the host
 /// must not feed it anything (checked).
+import EngineKit
+
 public struct RaftNode: Sendable {
     /// The configuration it was created with.
     public let configuration: RaftConfiguration

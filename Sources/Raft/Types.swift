@@ -2,6 +2,8 @@
 // cluster membership. Plain values, no I/O; the codec (Codec.swift) gives their bytes.
 
 /// A member's identity in a Raft group. Zero means "none" (no vote, no known leader).
+import EngineKit
+
 public typealias NodeID = UInt64
 
 /// A Raft term: a logical clock that only grows; at most one leader is elected per term.

@@ -1,3 +1,4 @@
+import EngineKit
 import Raft
 
 /// A deterministic simulation of a Raft group running the real core: a seeded scheduler

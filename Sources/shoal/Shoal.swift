@@ -9,7 +9,7 @@ struct Shoal: ParsableCommand {
         abstract: "A userspace networking engine for clusters of container hosts.",
         version: ShoalVersion.current,
         subcommands: [
-            Version.self, LabCommand.self, OverlayCommand.self, Capture.self, DNSCommand.self, RaftCommand.self,
+            Version.self, LabCommand.self, OverlayCommand.self, Capture.self, DNSCommand.self, RaftCommand.self, GossipCommand.self,
         ])
 }
 

@@ -8,6 +8,7 @@
 // Record:  length u32 | crc32c(body) u32 | body = type u8 + payload.
 
 #if canImport(Glibc)
+import EngineKit
 import Glibc
 #elseif canImport(Darwin)
 import Darwin

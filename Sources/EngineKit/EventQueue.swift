@@ -2,14 +2,17 @@
 // function of its seed.
 
 /// Events ordered by virtual time, then by scheduling order.
-struct EventQueue<Event> {
+public struct EventQueue<Event> {
+    /// An empty queue.
+    public init() {}
+
     private var heap: [(time: Int, sequence: UInt64, event: Event)] = []
     private var sequence: UInt64 = 0
 
-    var isEmpty: Bool { heap.isEmpty }
-    var count: Int { heap.count }
+    public var isEmpty: Bool { heap.isEmpty }
+    public var count: Int { heap.count }
 
-    mutating func schedule(_ event: Event, at time: Int) {
+    public mutating func schedule(_ event: Event, at time: Int) {
         sequence += 1
         heap.append((time, sequence, event))
         var child = heap.count - 1
@@ -21,7 +24,7 @@ struct EventQueue<Event> {
         }
     }
 
-    mutating func popNext() -> (time: Int, event: Event)? {
+    public mutating func popNext() -> (time: Int, event: Event)? {
         guard !heap.isEmpty else { return nil }
         heap.swapAt(0, heap.count - 1)
         let first = heap.removeLast()
