@@ -42,7 +42,7 @@ public struct GossipAddress: Hashable, Comparable, Sendable, CustomStringConvert
 }
 
 /// What a member believes about another (SWIM's states, plus a graceful leave).
-public enum MemberStatus: UInt8, Sendable, CustomStringConvertible, Codable {
+public enum MemberStatus: UInt8, Sendable, CustomStringConvertible, CaseIterable {
     /// Answering probes, directly or through others.
     case alive = 0
     /// Failed a probe; declared dead unless it refutes before the suspicion times out.
@@ -79,6 +79,22 @@ public struct MemberInfo: Sendable, Equatable, Codable {
         self.address = address
         self.incarnation = incarnation
         self.status = status
+    }
+}
+
+extension MemberStatus: Codable {
+    /// Encoded by name ("alive", …), as operators read it in JSON.
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let status = Self.allCases.first(where: { $0.description == text }) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "unknown status \(text)"))
+        }
+        self = status
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
     }
 }
 

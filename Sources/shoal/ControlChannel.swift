@@ -20,7 +20,7 @@ enum ControlChannel {
     }
 
     /// The daemon's answer: `ok` with a payload, or an error message for the user.
-    struct Response: Codable, Sendable {
+    struct Response: ControlAnswer {
         var ok: Bool
         var error: String?
         var text: String?
@@ -35,6 +35,18 @@ enum ControlChannel {
     static func serve(
         at path: String, group: EventLoopGroup, handle: @escaping @Sendable (Request) -> Response
     ) throws -> Channel {
+        try serveLines(at: path, group: group, handle: handle)
+    }
+
+    /// Sends one request to the daemon at `path` and waits (at most `timeout` seconds) for the answer.
+    static func send(_ request: Request, to path: String, timeout: Double) throws -> Response {
+        try exchange(request, to: path, timeout: timeout)
+    }
+
+    /// Serves any JSON-line protocol on `path`: one `Incoming` per line, one `Outgoing` answer.
+    static func serveLines<Incoming: Decodable & Sendable, Outgoing: ControlAnswer>(
+        at path: String, group: EventLoopGroup, handle: @escaping @Sendable (Incoming) -> Outgoing
+    ) throws -> Channel {
         unlink(path)
         try FileManager.default.createDirectory(
             atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -45,11 +57,13 @@ enum ControlChannel {
             .wait()
     }
 
-    /// Sends one request to the daemon at `path` and waits (at most `timeout` seconds) for the answer.
-    static func send(_ request: Request, to path: String, timeout: Double) throws -> Response {
+    /// Sends one line of any JSON-line protocol to `path` and waits for the answer.
+    static func exchange<Outgoing: Encodable, Incoming: Decodable & Sendable>(
+        _ request: Outgoing, to path: String, timeout: Double
+    ) throws -> Incoming {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let answer = group.next().makePromise(of: Response.self)
+        let answer = group.next().makePromise(of: Incoming.self)
         let channel: Channel
         do {
             channel = try ClientBootstrap(group: group)
@@ -81,21 +95,21 @@ enum ControlChannel {
         }
     }
 
-    private final class RequestHandler: ChannelInboundHandler, Sendable {
+    private final class RequestHandler<Incoming: Decodable & Sendable, Outgoing: ControlAnswer>: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
-        let handle: @Sendable (Request) -> Response
+        let handle: @Sendable (Incoming) -> Outgoing
 
-        init(handle: @escaping @Sendable (Request) -> Response) { self.handle = handle }
+        init(handle: @escaping @Sendable (Incoming) -> Outgoing) { self.handle = handle }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let bytes = Data(unwrapInboundIn(data).readableBytesView)
             let channel = context.channel
             let handle = self.handle
             DispatchQueue.global().async {
-                let response: Response
+                let response: Outgoing
                 do {
-                    response = handle(try JSONDecoder().decode(Request.self, from: bytes))
+                    response = handle(try JSONDecoder().decode(Incoming.self, from: bytes))
                 } catch {
                     response = .failure("malformed request: \(error)")
                 }
@@ -106,15 +120,15 @@ enum ControlChannel {
         }
     }
 
-    private final class ResponseHandler: ChannelInboundHandler, Sendable {
+    private final class ResponseHandler<Incoming: Decodable & Sendable>: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
-        let promise: EventLoopPromise<Response>
+        let promise: EventLoopPromise<Incoming>
 
-        init(promise: EventLoopPromise<Response>) { self.promise = promise }
+        init(promise: EventLoopPromise<Incoming>) { self.promise = promise }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             do {
-                promise.succeed(try JSONDecoder().decode(Response.self, from: Data(unwrapInboundIn(data).readableBytesView)))
+                promise.succeed(try JSONDecoder().decode(Incoming.self, from: Data(unwrapInboundIn(data).readableBytesView)))
             } catch {
                 promise.fail(error)
             }
@@ -126,6 +140,12 @@ enum ControlChannel {
     }
 }
 
+/// An answer type of a JSON-line control protocol: it can carry a refusal.
+protocol ControlAnswer: Codable, Sendable {
+    /// An answer that reports `message` as the error.
+    static func failure(_ message: String) -> Self
+}
+
 /// Why the CLI could not talk to a daemon.
 enum ControlError: Error, CustomStringConvertible {
     case unreachable(String, String)
@@ -135,7 +155,7 @@ enum ControlError: Error, CustomStringConvertible {
 
     var description: String {
         switch self {
-        case .unreachable(let path, let why): "cannot reach the daemon at \(path) (\(why)); is 'shoal overlay run' running?"
+        case .unreachable(let path, let why): "cannot reach the daemon at \(path) (\(why)); is the daemon running?"
         case .timedOut(let path): "the daemon at \(path) did not answer in time"
         case .closed: "the daemon closed the connection without answering"
         case .refused(let message): message

@@ -54,10 +54,3 @@ struct GossipSimulate: ParsableCommand {
         if failed { throw ExitCode(1) }
     }
 }
-
-/// `shoal gossip`: the membership and table layer on 7946.
-struct GossipCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "gossip", abstract: "SWIM/Lifeguard membership and network-scoped tables (port 7946).",
-        subcommands: [GossipSimulate.self])
-}

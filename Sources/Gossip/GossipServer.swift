@@ -1,0 +1,296 @@
+// A gossip member as a process: the engine on one SwiftNIO event loop, UDP and TCP on the same
+// port (7946), envelopes sealed with the keyring and checked against replays. Everything the
+// engine touches happens on that loop; other threads reach it through `run`.
+
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Counters of what the server refused before the engine saw it.
+public struct GossipDrops: Sendable, Equatable, Codable {
+    /// Envelopes that did not open: truncated, unknown format, mode mismatch.
+    public var malformedEnvelopes = 0
+    /// Sealed under a key this member does not hold.
+    public var unknownKey = 0
+    /// The AES-GCM tag did not verify.
+    public var authenticationFailures = 0
+    /// Seen before (or older than the replay horizon).
+    public var replays = 0
+    /// Stream frames over the size limit (the connection is closed).
+    public var oversizedFrames = 0
+    /// From this member's own name (a reflected or forged packet).
+    public var fromSelf = 0
+    /// Connections that ended in the middle of a frame.
+    public var truncatedFrames = 0
+
+    public init() {}
+}
+
+/// One member's gossip over real sockets.
+public final class GossipServer: @unchecked Sendable {
+    // @unchecked: every mutable field is touched only on `loop` (asserted in `onLoop`).
+    /// The event loop everything runs on.
+    public let loop: EventLoop
+    private let engine: GossipEngine
+    private var keyring: GossipKeyring?
+    private var replayFilter = ReplayFilter()
+    private var counter: UInt64 = 0
+    private var drops = GossipDrops()
+    private var udp: Channel?
+    private var tcp: Channel?
+    private var timer: Scheduled<Void>?
+    private var timerDeadline = Int.max
+    private var eventLog: [(sequence: Int, event: GossipEvent)] = []
+    private var eventSequence = 0
+    private let logger: Logger
+    private let group: EventLoopGroup
+    /// Largest stream frame accepted (a full state of thousands of members fits easily).
+    public static let maximumFrameBytes = 16 << 20
+    /// Events kept for `events(after:)`.
+    public static let eventLogLimit = 100_000
+
+    /// A server for `configuration` on `group`; `keyring` nil sends and accepts plaintext.
+    public init(configuration: GossipConfiguration, keyring: GossipKeyring?, group: EventLoopGroup, logger: Logger) {
+        self.group = group
+        loop = group.next()
+        engine = GossipEngine(configuration: configuration)
+        self.keyring = keyring
+        self.logger = logger
+    }
+
+    /// Binds UDP and TCP on `bindHost` at the configured port and starts the engine.
+    public func start(bindHost: String) throws {
+        let port = Int(engine.configuration.address.port)
+        udp = try DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(DatagramHandler(server: self))
+                }
+            }
+            .bind(host: bindHost, port: port).wait()
+        tcp = try ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(FrameDecoder(limit: Self.maximumFrameBytes, server: self)))
+                    try channel.pipeline.syncOperations.addHandler(StreamHandler(server: self))
+                }
+            }
+            .bind(host: bindHost, port: port).wait()
+        try loop.submit {
+            self.engine.start(now: Self.monotonicNow())
+            self.flush()
+        }.wait()
+    }
+
+    /// Runs `body` with the engine on the loop and sends what it produced.
+    public func run<T: Sendable>(_ body: @escaping @Sendable (GossipEngine, Int) throws -> T) -> EventLoopFuture<T> {
+        loop.submit {
+            defer { self.flush() }
+            return try body(self.engine, Self.monotonicNow())
+        }
+    }
+
+    /// Changes the keyring on the loop.
+    public func updateKeyring(_ change: @escaping @Sendable (inout GossipKeyring) throws -> Void) -> EventLoopFuture<[UInt32]> {
+        loop.submit {
+            guard var ring = self.keyring else { throw KeyringError.invalidKey("this member runs without encryption") }
+            try change(&ring)
+            self.keyring = ring
+            return ring.keyIDs
+        }
+    }
+
+    /// Drop counters.
+    public func dropCounters() -> EventLoopFuture<GossipDrops> { loop.submit { self.drops } }
+
+    /// Events with a sequence number above `sequence`, oldest first (an ordered change stream
+    /// for pollers; the log keeps the last `eventLogLimit`).
+    public func events(after sequence: Int) -> EventLoopFuture<[(sequence: Int, event: GossipEvent)]> {
+        loop.submit { self.eventLog.filter { $0.sequence > sequence } }
+    }
+
+    /// Announces a leave, lets it spread for `linger`, then closes the sockets.
+    public func leave(linger: TimeAmount = .seconds(1)) -> EventLoopFuture<Void> {
+        run { engine, now in engine.leave(now: now) }.flatMap { _ in
+            self.loop.scheduleTask(in: linger) {}.futureResult
+        }.flatMap { self.close() }
+    }
+
+    /// Closes the sockets.
+    public func close() -> EventLoopFuture<Void> {
+        loop.flatSubmit {
+            self.timer?.cancel()
+            let closes = [self.udp, self.tcp].compactMap { $0?.close() }
+            return EventLoopFuture.andAllComplete(closes, on: self.loop)
+        }
+    }
+
+    static func monotonicNow() -> Int { Int(NIODeadline.now().uptimeNanoseconds) }
+
+    static func wallMicroseconds() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1_000_000) }
+
+    // MARK: - On the loop
+
+    fileprivate func received(_ bytes: [UInt8], from source: SocketAddress?, overStream: Bool) {
+        loop.preconditionInEventLoop()
+        let opened: OpenedEnvelope
+        do {
+            opened = try GossipEnvelope.open(bytes, keyring: keyring)
+        } catch {
+            switch error {
+            case .unknownKey: drops.unknownKey += 1
+            case .authenticationFailed: drops.authenticationFailures += 1
+            default: drops.malformedEnvelopes += 1
+            }
+            return
+        }
+        guard opened.sender != engine.configuration.name else {
+            drops.fromSelf += 1
+            return
+        }
+        guard replayFilter.accept(opened.counter, from: opened.sender) else {
+            drops.replays += 1
+            return
+        }
+        var address: GossipAddress? = nil
+        if !overStream, let source, case .v4(let v4) = source {
+            address = GossipAddress(ipv4: UInt32(bigEndian: v4.address.sin_addr.s_addr), port: UInt16(source.port ?? 0))
+        }
+        engine.receive(opened.packet, from: opened.sender, address: address, overStream: overStream, now: Self.monotonicNow())
+        flush()
+    }
+
+    fileprivate func countOversizedFrame() {
+        loop.preconditionInEventLoop()
+        drops.oversizedFrames += 1
+    }
+
+    fileprivate func countTruncatedFrame() {
+        loop.preconditionInEventLoop()
+        drops.truncatedFrames += 1
+    }
+
+    private func nextCounter() -> UInt64 {
+        counter = max(counter + 1, Self.wallMicroseconds())
+        return counter
+    }
+
+    /// Sends the engine's packets, records its events, and re-arms the timer.
+    private func flush() {
+        loop.preconditionInEventLoop()
+        let output = engine.takeOutput()
+        for packet in output.packets {
+            let sealed = GossipEnvelope.seal(packet.bytes, sender: engine.configuration.name, counter: nextCounter(), keyring: keyring)
+            let destination = try? SocketAddress(ipAddress: packet.destination.host, port: Int(packet.destination.port))
+            guard let destination else { continue }
+            if packet.overStream {
+                sendOverStream(sealed, to: destination)
+            } else if let udp {
+                let envelope = AddressedEnvelope(remoteAddress: destination, data: ByteBuffer(bytes: sealed))
+                udp.writeAndFlush(envelope, promise: nil)
+            }
+        }
+        for event in output.events {
+            eventSequence += 1
+            eventLog.append((eventSequence, event))
+            switch event {
+            case .member(let info):
+                logger.info("member \(info.name) \(info.status)", metadata: ["address": "\(info.address)", "incarnation": "\(info.incarnation)"])
+            case .entry(let change):
+                logger.debug("entry \(change.key) \(change.value == nil ? "deleted" : "set") by \(change.owner)")
+            }
+        }
+        if eventLog.count > Self.eventLogLimit { eventLog.removeFirst(eventLog.count - Self.eventLogLimit) }
+        armTimer()
+    }
+
+    private func armTimer() {
+        let deadline = engine.nextDeadline
+        guard deadline < timerDeadline || timer == nil else { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        let delay = max(0, deadline - Self.monotonicNow())
+        timer = loop.scheduleTask(in: .nanoseconds(Int64(min(delay, 60 * GossipTime.second)))) {
+            self.timer = nil
+            self.timerDeadline = Int.max
+            self.engine.advance(to: Self.monotonicNow())
+            self.flush()
+        }
+    }
+
+    /// One connection per stream message: connect, write one length-prefixed frame, close.
+    /// Streams carry state exchanges and probe fallbacks, a few per second at most.
+    private func sendOverStream(_ sealed: [UInt8], to destination: SocketAddress) {
+        let frame = {
+            var buffer = ByteBuffer()
+            buffer.writeInteger(UInt32(sealed.count))
+            buffer.writeBytes(sealed)
+            return buffer
+        }()
+        ClientBootstrap(group: loop)
+            .connectTimeout(.seconds(2))
+            .connect(to: destination)
+            .flatMap { channel in
+                channel.writeAndFlush(frame).flatMap { channel.close() }
+            }
+            .whenFailure { error in
+                self.logger.debug("stream to \(destination) failed: \(error)")
+            }
+    }
+}
+
+/// Datagrams to the server.
+private final class DatagramHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let server: GossipServer
+
+    init(server: GossipServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        server.received(Array(envelope.data.readableBytesView), from: envelope.remoteAddress, overStream: false)
+    }
+}
+
+/// Splits a stream into 32-bit length-prefixed frames; an oversized length closes the connection.
+private struct FrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+    let limit: Int
+    let server: GossipServer
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard Int(length) <= limit else {
+            server.countOversizedFrame()
+            context.close(promise: nil)
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+            return .needMoreData
+        }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        return .continue
+    }
+}
+
+/// Frames from a stream to the server.
+private final class StreamHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let server: GossipServer
+
+    init(server: GossipServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        server.received(Array(unwrapInboundIn(data).readableBytesView), from: nil, overStream: true)
+    }
+
+    /// A connection that closes inside a frame leaves bytes the decoder reports here.
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is ByteToMessageDecoderError { server.countTruncatedFrame() }
+        context.close(promise: nil)
+    }
+}
