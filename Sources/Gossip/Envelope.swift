@@ -42,6 +42,13 @@ public struct OpenedEnvelope: Sendable, Equatable {
     public var counter: UInt64
     /// The packet for the engine.
     public var packet: [UInt8]
+
+    /// An opened envelope's contents.
+    public init(sender: MemberName, counter: UInt64, packet: [UInt8]) {
+        self.sender = sender
+        self.counter = counter
+        self.packet = packet
+    }
 }
 
 /// Seals and opens envelopes.

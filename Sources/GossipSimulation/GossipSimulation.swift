@@ -147,10 +147,13 @@ public final class GossipSimulation {
         nodes[member]!.scheduledTimer = nil
     }
 
-    /// Restarts a killed member as a new process with its persisted networks and entries; it
-    /// joins through `joinThrough`.
-    public func restart(_ member: MemberName, joinThrough: [MemberName], life: UInt64) {
+    /// Restarts a killed member as a new process with its persisted networks and entries (or
+    /// `entries` instead, when given: a disk that lost some); it joins through `joinThrough`.
+    public func restart(
+        _ member: MemberName, joinThrough: [MemberName], life: UInt64, entries: [(key: EntryKey, value: [UInt8])]? = nil
+    ) {
         var node = nodes[member]!
+        if let entries { node.persistedEntries = entries }
         precondition(!node.isUp, "restart a killed member")
         node.engine = makeEngine(name: member, address: node.address, life: life)
         node.isUp = true

@@ -1,1 +1,0 @@
-// Tests for Gossip arrive with its implementation.
