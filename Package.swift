@@ -104,7 +104,7 @@ let package = Package(
         .testTarget(name: "HostNetTests", dependencies: ["HostNet", "Wire", "Lab"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "HostNet", "Wire"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "Lab", "HostNet", "Wire"]),
-        .testTarget(name: "CLITests", dependencies: ["HostNet", "Lab", "Wire"]),
+        .testTarget(name: "CLITests", dependencies: ["HostNet", "Lab", "Wire", "Gossip"]),
         .testTarget(name: "IngressLBTests", dependencies: ["IngressLB"]),
         .testTarget(
             name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"], exclude: ["Fixtures"]),

@@ -275,6 +275,16 @@ private struct FrameDecoder: ByteToMessageDecoder {
         context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
         return .continue
     }
+
+    /// The connection ended: whole frames are still delivered, a partial one is counted.
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        if buffer.readableBytes > 0 {
+            server.countTruncatedFrame()
+            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+        }
+        return .needMoreData
+    }
 }
 
 /// Frames from a stream to the server.
@@ -288,9 +298,7 @@ private final class StreamHandler: ChannelInboundHandler, Sendable {
         server.received(Array(unwrapInboundIn(data).readableBytesView), from: nil, overStream: true)
     }
 
-    /// A connection that closes inside a frame leaves bytes the decoder reports here.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if error is ByteToMessageDecoderError { server.countTruncatedFrame() }
         context.close(promise: nil)
     }
 }
