@@ -22,6 +22,10 @@ let package = Package(
             dependencies: ["FuzzDriver", .product(name: "Raft", package: "Shoal")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(
+            name: "GossipFuzz",
+            dependencies: ["FuzzDriver", .product(name: "Gossip", package: "Shoal")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(
             name: "DNSFuzz",
             dependencies: ["FuzzDriver", .product(name: "ServiceDNS", package: "Shoal"), .product(name: "Wire", package: "Shoal")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),

@@ -35,6 +35,9 @@ public enum GossipCodec {
     public static let version: UInt8 = 1
     /// Values larger than this are refused by `put` and by the decoder.
     public static let maximumValueBytes = 64 * 1024
+    /// Incarnations and clocks at or above this are refused: real ones (milliseconds and
+    /// microseconds since 1970) are far below, and the engine adds to them without overflow.
+    public static let versionLimit: UInt64 = 1 << 62
 
     fileprivate enum Kind: UInt8 {
         case ping = 1, indirectPing, ack, nack, member, network, entry, state
@@ -191,10 +194,17 @@ extension ByteReader {
         }
     }
 
+    /// An incarnation or clock, refused at or above ``GossipCodec/versionLimit``.
+    fileprivate mutating func version() throws(GossipCodecError) -> UInt64 {
+        let value = try need(word64())
+        guard value < GossipCodec.versionLimit else { throw .invalidField("version \(value) beyond 2^62") }
+        return value
+    }
+
     fileprivate mutating func member() throws(GossipCodecError) -> MemberRecord {
         let name = try name()
         let address = try address()
-        let incarnation = try need(word64())
+        let incarnation = try version()
         let raw = try need(byte())
         guard let status = MemberStatus(rawValue: raw) else { throw .invalidField("member status \(raw)") }
         return MemberRecord(name: name, address: address, incarnation: incarnation, status: status, from: try self.name())
@@ -204,13 +214,13 @@ extension ByteReader {
         let node = try name()
         let network = try name()
         let joined = try flag()
-        return NetworkRecord(node: node, network: network, joined: joined, clock: try need(word64()))
+        return NetworkRecord(node: node, network: network, joined: joined, clock: try version())
     }
 
     fileprivate mutating func entry() throws(GossipCodecError) -> EntryRecord {
         let key = EntryKey(network: try name(), table: try name(), key: try name())
         let owner = try name()
-        let clock = try need(word64())
+        let clock = try version()
         var value: [UInt8]? = nil
         if try flag() {
             guard let bytes = field(limit: GossipCodec.maximumValueBytes) else { throw .truncated }
@@ -249,7 +259,7 @@ extension ByteReader {
         case .state:
             let flags = try need(byte())
             guard flags & ~3 == 0 else { throw .invalidField("state flags \(flags)") }
-            let senderClock = try need(word64())
+            let senderClock = try version()
             var members: [MemberRecord] = []
             for _ in 0..<(try count(minimumItemBytes: 17)) { members.append(try member()) }
             var networks: [NetworkRecord] = []

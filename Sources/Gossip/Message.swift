@@ -14,6 +14,15 @@ public struct MemberRecord: Sendable, Equatable {
     /// Who makes a suspect or dead claim (the confirmer that Lifeguard counts). For `alive` and
     /// `left`, the member itself.
     public var from: MemberName
+
+    /// A claim.
+    public init(name: MemberName, address: GossipAddress, incarnation: UInt64, status: MemberStatus, from: MemberName) {
+        self.name = name
+        self.address = address
+        self.incarnation = incarnation
+        self.status = status
+        self.from = from
+    }
 }
 
 /// A member joined or left a network, at a clock of its own.
@@ -26,6 +35,14 @@ public struct NetworkRecord: Sendable, Equatable {
     public var joined: Bool
     /// The member's clock when it joined or left; the latest record wins.
     public var clock: UInt64
+
+    /// A network record.
+    public init(node: MemberName, network: String, joined: Bool, clock: UInt64) {
+        self.node = node
+        self.network = network
+        self.joined = joined
+        self.clock = clock
+    }
 }
 
 /// One version of one table entry: a value, or a tombstone (`value == nil`).
@@ -38,6 +55,14 @@ public struct EntryRecord: Sendable, Equatable {
     public var clock: UInt64
     /// The value, or nil for a deletion.
     public var value: [UInt8]?
+
+    /// An entry version.
+    public init(key: EntryKey, owner: MemberName, clock: UInt64, value: [UInt8]?) {
+        self.key = key
+        self.owner = owner
+        self.clock = clock
+        self.value = value
+    }
 }
 
 /// A member's full state for push/pull anti-entropy, sent over a stream.
@@ -58,6 +83,20 @@ public struct StateExchange: Sendable, Equatable {
     public var coveredNetworks: [String]
     /// The entries, tombstones included, of the covered networks.
     public var entries: [EntryRecord]
+
+    /// A state exchange.
+    public init(
+        isReply: Bool, ownerOnly: Bool = false, senderClock: UInt64, members: [MemberRecord], networks: [NetworkRecord],
+        coveredNetworks: [String], entries: [EntryRecord]
+    ) {
+        self.isReply = isReply
+        self.ownerOnly = ownerOnly
+        self.senderClock = senderClock
+        self.members = members
+        self.networks = networks
+        self.coveredNetworks = coveredNetworks
+        self.entries = entries
+    }
 }
 
 /// One message.

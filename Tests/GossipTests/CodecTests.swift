@@ -62,6 +62,10 @@ import Testing
         var member = GossipCodec.encode(.member(MemberRecord(name: "a", address: Self.address, incarnation: 1, status: .alive, from: "a")))
         member[1 + 2 + 6 + 8] = 9
         #expect(throws: GossipCodecError.invalidField("member status 9")) { try GossipCodec.decode([1] + member, fromStream: false) }
+        // An incarnation near 2^64, which a refutation would overflow.
+        var absurd = GossipCodec.encode(.member(MemberRecord(name: "a", address: Self.address, incarnation: 1, status: .alive, from: "a")))
+        absurd[1 + 2 + 6] = 0x80
+        #expect(throws: GossipCodecError.self) { try GossipCodec.decode([1] + absurd, fromStream: false) }
         // A state that claims four billion members in a few bytes.
         var writer = ByteWriter()
         writer.byte(1)
