@@ -11,7 +11,7 @@ public struct GossipConfiguration: Sendable {
     public var randomSeed: UInt64
 
     /// One probe per interval (SWIM's protocol period), scaled by local health.
-    public var probeInterval = 1_000 * millisecond
+    public var probeInterval = 500 * millisecond
     /// How long a direct ping waits for its ack before asking others, scaled by local health.
     /// An indirect probe then has until 2.5 × this from the start of the probe.
     public var probeTimeout = 200 * millisecond
@@ -23,20 +23,20 @@ public struct GossipConfiguration: Sendable {
     /// Members each gossip round reaches.
     public var gossipFanout = 3
     /// Each broadcast is sent `retransmitMultiplier × ⌈log10(n + 1)⌉` times.
-    public var retransmitMultiplier = 4
+    public var retransmitMultiplier = 5
 
     /// Lifeguard's dynamic suspicion timeout: from `maximum` down to `minimum` as independent
     /// confirmations arrive, where `minimum = suspicionMinimumMultiplier × max(1, log10 n) ×
     /// probeInterval` and `maximum = suspicionMaximumMultiplier × minimum`.
-    public var suspicionMinimumMultiplier = 0.4
+    public var suspicionMinimumMultiplier = 0.8
     /// See ``suspicionMinimumMultiplier``.
     public var suspicionMaximumMultiplier = 8.0
     /// Confirmations that bring the suspicion timeout down to its minimum (Lifeguard's K).
-    public var suspicionConfirmations = 3
+    public var suspicionConfirmations = 2
     /// How many members, in expectation, probe a member as soon as they hear it suspected, so a
     /// real failure gathers confirmations within one probe instead of waiting for the round
     /// robin (a false suspicion costs the suspect that many extra pings).
-    public var suspicionProbers = 9.0
+    public var suspicionProbers = 30.0
     /// Lifeguard's local health multiplier caps at this (timeouts and interval × score + 1).
     public var maximumHealthScore = 7
 

@@ -80,7 +80,8 @@ public enum GossipScenarios {
     /// members one after another (`killSpacing` apart) and waits `afterKills`.
     public static func failureDetection(
         seed: UInt64, members: Int, steady: Int, kills: Int, killSpacing: Int = 20 * GossipTime.second,
-        afterKills: Int = 40 * GossipTime.second, network: SimulatedNetwork = SimulatedNetwork()
+        afterKills: Int = 40 * GossipTime.second, network: SimulatedNetwork = SimulatedNetwork(),
+        trace: ((String) -> Void)? = nil
     ) -> ScenarioReport {
         var report = ScenarioReport()
         report.members = members
@@ -88,8 +89,19 @@ public enum GossipScenarios {
         var killedAt: [MemberName: Int] = [:]
         var detected: [MemberName: [MemberName: Int]] = [:]
         var measuringFalseDeaths = false
+        var suspectedCount: [MemberName: Int] = [:]
         simulation.onEvent = { observer, event, time in
+            if let trace, case .member(let info) = event, info.status == .suspect, let killed = killedAt[info.name] {
+                suspectedCount[info.name, default: 0] += 1
+                let count = suspectedCount[info.name]!
+                if count == 1 || count == members / 10 || count == members / 2 {
+                    trace("\(info.name): suspected by \(count) after \(Double(time - killed) / 1e9) s")
+                }
+            }
             guard case .member(let info) = event, info.status == .dead else { return }
+            if let trace, let killed = killedAt[info.name], detected[info.name] == nil {
+                trace("\(info.name): first declared dead by \(observer) after \(Double(time - killed) / 1e9) s")
+            }
             if let killed = killedAt[info.name] {
                 if detected[info.name]?[observer] == nil { detected[info.name, default: [:]][observer] = time - killed }
             } else if measuringFalseDeaths {
@@ -97,6 +109,8 @@ public enum GossipScenarios {
             }
         }
         report.formation = form(simulation, members: members, seed: seed)
+        // The join storm's broadcasts drain within seconds; measure the steady state after it.
+        simulation.run(for: 10 * GossipTime.second)
         simulation.resetTraffic()
         measuringFalseDeaths = true
         let steadyStart = simulation.now

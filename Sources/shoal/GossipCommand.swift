@@ -182,7 +182,12 @@ struct GossipControlHandler: Sendable {
                         deleted: change.value == nil)
                 }
             }
-            return GossipControlResponse(ok: true, events: events)
+            // Per (network, table) when asked: the change stream a watcher of one table reads.
+            let watched = events.filter { event in
+                guard let entry = event.entry else { return request.network == nil }
+                return (request.network == nil || entry.network == request.network) && (request.table == nil || entry.table == request.table)
+            }
+            return GossipControlResponse(ok: true, events: watched)
         case .keys, .addKey, .useKey, .removeKey:
             let operation = request.operation
             let argument = request.arguments.first
@@ -345,11 +350,14 @@ struct GossipEvents: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "events", abstract: "The ordered change stream (member and entry events), as JSON lines.")
     @OptionGroup var control: GossipControlOptions
     @Option(help: "Only events after this sequence number.") var after = 0
+    @Option(help: "Only entry changes of this network.") var network: String?
+    @Option(help: "Only entry changes of this table.") var table: String?
 
     func run() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        for event in try control.send(GossipControlRequest(operation: .events, after: after)).events ?? [] {
+        let request = GossipControlRequest(operation: .events, network: network, table: table, after: after)
+        for event in try control.send(request).events ?? [] {
             print(String(decoding: try encoder.encode(event), as: UTF8.self))
         }
     }

@@ -36,7 +36,8 @@ struct GossipSimulate: ParsableCommand {
         switch scenario {
         case .detection:
             report = GossipScenarios.failureDetection(
-                seed: seed, members: members, steady: steady * GossipTime.second, kills: kills, network: network)
+                seed: seed, members: members, steady: steady * GossipTime.second, kills: kills, network: network,
+                trace: trace ? { print($0) } : nil)
         case .propagation:
             report = GossipScenarios.entryPropagation(seed: seed, members: members, entries: entries, network: network)
         case .partition:
