@@ -10,6 +10,11 @@ enum BroadcastSubject: Hashable {
 }
 
 /// Updates waiting to be piggybacked, each with how often it has been sent.
+///
+/// Broadcasts sit in buckets by transmit count, oldest first within a bucket, so a packet is
+/// filled by walking buckets upward and each bucket from its newest end — no sort per packet
+/// (a partition queues hundreds of updates, and every packet draws from them). A sent or
+/// replaced broadcast leaves a stale slot behind, skipped when met and compacted away in bulk.
 struct BroadcastQueue {
     private struct Item {
         var bytes: [UInt8]
@@ -18,6 +23,8 @@ struct BroadcastQueue {
     }
 
     private var items: [BroadcastSubject: Item] = [:]
+    private var buckets: [[(subject: BroadcastSubject, order: UInt64)]] = [[]]
+    private var slots = 0
     private var order: UInt64 = 0
 
     var isEmpty: Bool { items.isEmpty }
@@ -27,6 +34,9 @@ struct BroadcastQueue {
     mutating func enqueue(_ subject: BroadcastSubject, _ bytes: [UInt8]) {
         order += 1
         items[subject] = Item(bytes: bytes, transmits: 0, order: order)
+        buckets[0].append((subject, order))
+        slots += 1
+        compactIfStale()
     }
 
     /// Whether `subject` is still being sent.
@@ -36,19 +46,41 @@ struct BroadcastQueue {
     /// and newest first among equals; counts the sends and drops what reached `limit`.
     mutating func take(budget: inout Int, limit: Int, into packet: inout [[UInt8]]) {
         guard !items.isEmpty, budget > 0 else { return }
-        let candidates = items.sorted { a, b in
-            a.value.transmits != b.value.transmits ? a.value.transmits < b.value.transmits : a.value.order > b.value.order
-        }
-        for (subject, item) in candidates where item.bytes.count <= budget {
-            packet.append(item.bytes)
-            budget -= item.bytes.count
-            if item.transmits + 1 >= limit {
-                items[subject] = nil
-            } else {
-                items[subject]!.transmits += 1
+        var promoted: [(subject: BroadcastSubject, order: UInt64, transmits: Int)] = []
+        for transmits in buckets.indices where budget >= 8 {
+            // Walk from the newest end; what is walked past is rewritten without the slots
+            // taken or found stale, so neither is ever walked again.
+            var kept: [(subject: BroadcastSubject, order: UInt64)] = []
+            var index = buckets[transmits].count - 1
+            while index >= 0 && budget >= 8 {
+                let slot = buckets[transmits][index]
+                index -= 1
+                guard let item = items[slot.subject], item.order == slot.order, item.transmits == transmits else {
+                    slots -= 1
+                    continue
+                }
+                guard item.bytes.count <= budget else {
+                    kept.append(slot)
+                    continue
+                }
+                packet.append(item.bytes)
+                budget -= item.bytes.count
+                slots -= 1
+                if transmits + 1 >= limit {
+                    items[slot.subject] = nil
+                } else {
+                    items[slot.subject]!.transmits += 1
+                    promoted.append((slot.subject, slot.order, transmits + 1))
+                }
             }
-            if budget < 8 { break }
+            buckets[transmits].replaceSubrange((index + 1)..., with: kept.reversed())
         }
+        for entry in promoted {
+            while buckets.count <= entry.transmits { buckets.append([]) }
+            buckets[entry.transmits].append((entry.subject, entry.order))
+            slots += 1
+        }
+        compactIfStale()
     }
 
     /// The queued broadcasts larger than `budget`: they cannot ride on a datagram, so they go
@@ -57,13 +89,35 @@ struct BroadcastQueue {
         var taken: [[UInt8]] = []
         for (subject, item) in items.sorted(by: { $0.value.order < $1.value.order }) where item.bytes.count > budget {
             taken.append(item.bytes)
-            if item.transmits + 1 >= limit { items[subject] = nil } else { items[subject]!.transmits += 1 }
+            if item.transmits + 1 >= limit {
+                items[subject] = nil
+            } else {
+                items[subject]!.transmits += 1
+                while buckets.count <= item.transmits + 1 { buckets.append([]) }
+                buckets[item.transmits + 1].append((subject, item.order))
+                slots += 1
+            }
         }
         return taken
     }
 
     /// Drops every queued broadcast.
-    mutating func removeAll() { items.removeAll() }
+    mutating func removeAll() {
+        items.removeAll()
+        buckets = [[]]
+        slots = 0
+    }
+
+    /// Rebuilds the buckets from the live items once stale slots outnumber them.
+    private mutating func compactIfStale() {
+        guard slots > 2 * items.count + 64 else { return }
+        buckets = [[]]
+        for (subject, item) in items.sorted(by: { $0.value.order < $1.value.order }) {
+            while buckets.count <= item.transmits { buckets.append([]) }
+            buckets[item.transmits].append((subject, item.order))
+        }
+        slots = items.count
+    }
 }
 
 /// The retransmit limit for a group of `members`: `multiplier × ⌈log10(members + 1)⌉`.

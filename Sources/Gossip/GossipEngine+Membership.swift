@@ -55,6 +55,7 @@ extension GossipEngine {
             // A confirmation: news only when it comes from a new claimant.
             guard member.suspicion?.confirm(by: record.from) == true else { return false }
             members[record.name] = member
+            earliestSuspicionDeadline = nil
             return true
         case .alive, .suspect:
             member.info.incarnation = record.incarnation
@@ -67,6 +68,7 @@ extension GossipEngine {
                 start: now, minimum: minimum, maximum: Int(Double(minimum) * configuration.suspicionMaximumMultiplier),
                 expectedConfirmations: confirmations, incarnation: record.incarnation, from: record.from)
             setStatus(of: &member, to: .suspect, now: now)
+            earliestSuspicionDeadline = nil
             // Probe a member others suspect with a probability that gives a few probers in all:
             // a real failure collects its confirmations within one probe timeout.
             if record.from != name {
@@ -128,6 +130,7 @@ extension GossipEngine {
 
     /// Declares dead every suspect whose suspicion ran out.
     func expireSuspicions(now: Int) {
+        guard earliestSuspicion() <= now else { return }
         for suspect in suspects.sorted() {
             guard let member = members[suspect], let suspicion = member.suspicion, suspicion.deadline <= now else { continue }
             let claim = MemberRecord(

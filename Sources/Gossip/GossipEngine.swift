@@ -67,7 +67,13 @@ public final class GossipEngine {
     /// Members currently alive or suspect (probe and gossip candidates).
     var liveMembers = IndexedSet<MemberName>()
     /// Members with a running suspicion timer.
-    var suspects = Set<MemberName>()
+    var suspects = Set<MemberName>() {
+        didSet { earliestSuspicionDeadline = nil }
+    }
+    /// The earliest suspicion deadline, or nil when it must be recomputed: during a partition
+    /// hundreds of suspicions run at once, and the host asks for the next deadline after every
+    /// packet.
+    var earliestSuspicionDeadline: Int?
     /// Dead (not left) members, offered our state now and then to heal partitions.
     var deadMembers = IndexedSet<MemberName>()
     var probeOrder: [MemberName] = []
@@ -153,10 +159,15 @@ public final class GossipEngine {
         var deadline = min(nextProbeAt, nextGossipAt, nextPushPullAt, nextReconnectAt, nextReapAt)
         for probe in probes.values { deadline = min(deadline, probe.nextDeadline) }
         for relay in relays.values { deadline = min(deadline, relay.nextDeadline) }
-        for suspect in suspects {
-            if let suspicion = members[suspect]?.suspicion { deadline = min(deadline, suspicion.deadline) }
-        }
-        return deadline
+        return min(deadline, earliestSuspicion())
+    }
+
+    /// The earliest suspicion deadline (cached until a suspicion starts, is confirmed or ends).
+    func earliestSuspicion() -> Int {
+        if let earliestSuspicionDeadline { return earliestSuspicionDeadline }
+        let earliest = suspects.reduce(Int.max) { min($0, members[$1]?.suspicion?.deadline ?? Int.max) }
+        earliestSuspicionDeadline = earliest
+        return earliest
     }
 
     /// Runs every timer due at `now`.

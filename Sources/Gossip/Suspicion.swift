@@ -18,6 +18,9 @@ struct Suspicion {
     let incarnation: UInt64
     /// Who has claimed the suspicion, the first claimant included.
     private(set) var claimants: Set<MemberName>
+    /// When the member is declared dead unless it refutes (kept up to date by `confirm`):
+    /// `max − (max − min) × log(c + 1) / log(K + 1)` after the start, never below `min`.
+    private(set) var deadline = 0
 
     init(start: Int, minimum: Int, maximum: Int, expectedConfirmations: Int, incarnation: UInt64, from: MemberName) {
         precondition(minimum > 0 && maximum >= minimum, "suspicion timeouts must be ordered")
@@ -27,6 +30,7 @@ struct Suspicion {
         self.expectedConfirmations = expectedConfirmations
         self.incarnation = incarnation
         claimants = [from]
+        deadline = computeDeadline()
     }
 
     /// Confirmations beyond the first claim.
@@ -34,13 +38,12 @@ struct Suspicion {
 
     /// Records a claim by `member`; true when it is a new, independent one.
     mutating func confirm(by member: MemberName) -> Bool {
-        guard confirmations < expectedConfirmations else { return false }
-        return claimants.insert(member).inserted
+        guard confirmations < expectedConfirmations, claimants.insert(member).inserted else { return false }
+        deadline = computeDeadline()
+        return true
     }
 
-    /// When the member is declared dead unless it refutes:
-    /// `max − (max − min) × log(c + 1) / log(K + 1)`, never below `min`.
-    var deadline: Int {
+    private func computeDeadline() -> Int {
         guard expectedConfirmations > 0 else { return start + minimum }
         let fraction = log(Double(confirmations + 1)) / log(Double(expectedConfirmations + 1))
         let timeout = Double(maximum) - Double(maximum - minimum) * fraction
