@@ -97,26 +97,32 @@ extension GossipEngine {
     /// Sends our full state over a stream. Entries go only for networks the receiver has
     /// joined as far as we know (none to a member we do not know yet).
     func sendState(to peer: MemberName?, address: GossipAddress, isReply: Bool, ownerOnly: Bool = false) {
+        // An owner-only exchange touches only our own records: after a partition heals, a member
+        // answers hundreds of them, and each must not cost a walk over the whole cluster.
+        let memberNames = ownerOnly ? [name] : members.keys.sorted()
         var memberRecords: [MemberRecord] = []
-        memberRecords.reserveCapacity(ownerOnly ? 1 : members.count)
-        for member in members.values.sorted(by: { $0.info.name < $1.info.name }) where !ownerOnly || member.info.name == name {
+        memberRecords.reserveCapacity(memberNames.count)
+        for memberName in memberNames {
+            guard let member = members[memberName] else { continue }
             memberRecords.append(
                 MemberRecord(
                     name: member.info.name, address: member.info.address, incarnation: member.info.incarnation,
                     status: member.info.status, from: name))
         }
         var networkRecords: [NetworkRecord] = []
-        for node in tables.networkRecords.keys.sorted() where !ownerOnly || node == name {
-            networkRecords.append(contentsOf: tables.networkRecords[node]!.values.sorted { $0.network < $1.network })
+        for node in ownerOnly ? [name] : tables.networkRecords.keys.sorted() {
+            networkRecords.append(contentsOf: (tables.networkRecords[node] ?? [:]).values.sorted { $0.network < $1.network })
         }
         var covered: [String] = []
         var entryRecords: [EntryRecord] = []
         if let peer {
             covered = tables.networks(of: name).filter { tables.hasJoined(peer, $0) }
-            for (key, entry) in tables.entries.sorted(by: { $0.key < $1.key }) where covered.contains(key.network) {
+            let coveredSet = Set(covered)
+            let keys = ownerOnly ? (tables.keysByOwner[name] ?? []).sorted() : tables.entries.keys.sorted()
+            for key in keys where coveredSet.contains(key.network) {
+                guard let entry = tables.entries[key] else { continue }
                 // Entries hidden for a dead owner are not vouched for, except to the owner itself.
                 if entry.awaitingOwner && entry.owner != peer { continue }
-                if ownerOnly && entry.owner != name { continue }
                 entryRecords.append(EntryRecord(key: key, owner: entry.owner, clock: entry.clock, value: entry.value))
             }
         }
