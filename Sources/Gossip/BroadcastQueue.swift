@@ -47,12 +47,15 @@ struct BroadcastQueue {
     mutating func take(budget: inout Int, limit: Int, into packet: inout [[UInt8]]) {
         guard !items.isEmpty, budget > 0 else { return }
         var promoted: [(subject: BroadcastSubject, order: UInt64, transmits: Int)] = []
-        for transmits in buckets.indices where budget >= 8 {
+        // A nearly full packet stops the walk after a few broadcasts that do not fit, rather
+        // than walk hundreds of them (a partition queues that many) for every packet.
+        var misfits = 0
+        for transmits in buckets.indices where budget >= 8 && misfits < 8 {
             // Walk from the newest end; what is walked past is rewritten without the slots
             // taken or found stale, so neither is ever walked again.
             var kept: [(subject: BroadcastSubject, order: UInt64)] = []
             var index = buckets[transmits].count - 1
-            while index >= 0 && budget >= 8 {
+            while index >= 0 && budget >= 8 && misfits < 8 {
                 let slot = buckets[transmits][index]
                 index -= 1
                 guard let item = items[slot.subject], item.order == slot.order, item.transmits == transmits else {
@@ -61,6 +64,7 @@ struct BroadcastQueue {
                 }
                 guard item.bytes.count <= budget else {
                     kept.append(slot)
+                    misfits += 1
                     continue
                 }
                 packet.append(item.bytes)
