@@ -9,26 +9,18 @@ extension GossipEngine {
     /// system), then membership news, then news of the networks it shares with us.
     func piggyback(for destination: MemberName?, budget: inout Int, into parts: inout [[UInt8]]) {
         if let destination, let member = members[destination], member.info.status == .suspect || member.info.status == .dead {
-            let claim = GossipCodec.encode(
-                .member(
-                    MemberRecord(
-                        name: destination, address: member.info.address, incarnation: member.info.incarnation,
-                        status: member.info.status, from: name)))
+            let claim = GossipCodec.encode(.member(member.info.claim(member.info.status, from: name)))
             if claim.count <= budget {
                 parts.append(claim)
                 budget -= claim.count
             }
         }
-        memberBroadcasts.take(
-            budget: &budget, limit: retransmitLimit(multiplier: configuration.retransmitMultiplier, members: liveMemberCount),
-            into: &parts)
+        memberBroadcasts.take(budget: &budget, limit: retransmitLimit(forGroupOf: liveMemberCount), into: &parts)
         guard let destination, !networkBroadcasts.isEmpty else { return }
         for network in networkBroadcasts.keys.sorted()
         where !networkBroadcasts[network]!.isEmpty && tables.hasJoined(destination, network) {
-            let members = tables.networkMembers[network]?.count ?? 1
-            networkBroadcasts[network]!.take(
-                budget: &budget, limit: retransmitLimit(multiplier: configuration.retransmitMultiplier, members: members),
-                into: &parts)
+            let limit = retransmitLimit(forGroupOf: tables.networkMembers[network]?.count ?? 1)
+            networkBroadcasts[network]!.take(budget: &budget, limit: limit, into: &parts)
         }
     }
 
@@ -64,10 +56,9 @@ extension GossipEngine {
     /// Broadcasts too large for a datagram go to the same random peers over a stream.
     private func sendOversized(network: String, to peers: [MemberName]) {
         guard !peers.isEmpty else { return }
-        let members = tables.networkMembers[network]?.count ?? 1
-        let budget = configuration.maximumDatagramBytes - 1
         let oversized = networkBroadcasts[network]!.takeOversized(
-            budget: budget, limit: retransmitLimit(multiplier: configuration.retransmitMultiplier, members: members))
+            budget: configuration.maximumDatagramBytes - 1,
+            limit: retransmitLimit(forGroupOf: tables.networkMembers[network]?.count ?? 1))
         for bytes in oversized {
             for peer in peers {
                 if let address = self.members[peer]?.info.address { emit(GossipCodec.packet([bytes]), to: address, overStream: true) }
@@ -78,17 +69,14 @@ extension GossipEngine {
     // MARK: - Push/pull
 
     /// Exchanges full state with one random live member.
-    func pushPull(now: Int) {
-        guard let peer = liveMembers.randomElements(1, using: &random, where: { _ in true }).first,
-            let address = members[peer]?.info.address
-        else { return }
-        sendState(to: peer, address: address, isReply: false)
-    }
+    func pushPull(now: Int) { offerState(toOneOf: liveMembers) }
 
     /// Offers our state to one dead member now and then: if it is alive behind a healed
     /// partition, it learns it was declared dead, refutes, and both sides converge.
-    func reconnect(now: Int) {
-        guard let peer = deadMembers.randomElements(1, using: &random, where: { _ in true }).first,
+    func reconnect(now: Int) { offerState(toOneOf: deadMembers) }
+
+    private func offerState(toOneOf candidates: IndexedSet<MemberName>) {
+        guard let peer = candidates.randomElements(1, using: &random, where: { _ in true }).first,
             let address = members[peer]?.info.address
         else { return }
         sendState(to: peer, address: address, isReply: false)
@@ -103,11 +91,8 @@ extension GossipEngine {
         var memberRecords: [MemberRecord] = []
         memberRecords.reserveCapacity(memberNames.count)
         for memberName in memberNames {
-            guard let member = members[memberName] else { continue }
-            memberRecords.append(
-                MemberRecord(
-                    name: member.info.name, address: member.info.address, incarnation: member.info.incarnation,
-                    status: member.info.status, from: name))
+            guard let info = members[memberName]?.info else { continue }
+            memberRecords.append(info.claim(info.status, from: name))
         }
         var networkRecords: [NetworkRecord] = []
         for node in ownerOnly ? [name] : tables.networkRecords.keys.sorted() {
@@ -129,7 +114,7 @@ extension GossipEngine {
         let state = StateExchange(
             isReply: isReply, ownerOnly: ownerOnly, senderClock: clock, members: memberRecords, networks: networkRecords, coveredNetworks: covered,
             entries: entryRecords)
-        emit(GossipCodec.packet([GossipCodec.encode(.state(state))]), to: address, overStream: true)
+        sendOverStream(.state(state), to: address)
     }
 
     /// Merges another member's full state, and answers it with ours unless it was an answer.
@@ -145,15 +130,13 @@ extension GossipEngine {
             // start a suspicion here but never counts as a confirmation.
             if claim.status == .suspect && members[claim.name]?.info.status == .suspect { continue }
             if claim.status == .left && claim.name != claim.from { claim.from = claim.name }
-            if apply(claim, now: now) { memberBroadcasts.enqueue(.member(claim.name), GossipCodec.encode(.member(claim))) }
+            if apply(claim, now: now) { broadcast(claim) }
         }
-        for record in state.networks where apply(record, now: now) {
-            memberBroadcasts.enqueue(.network(node: record.node, network: record.network), GossipCodec.encode(.network(record)))
-        }
+        for record in state.networks where apply(record, now: now) { broadcast(record) }
         var sentBySender = Set<EntryKey>()
         for record in state.entries {
             if record.owner == sender { sentBySender.insert(record.key) }
-            if apply(record, now: now) { enqueueEntryBroadcast(record) }
+            if apply(record, now: now) { broadcast(record) }
         }
         purgeWhatOwnerNoLongerHas(sender, state: state, sentBySender: sentBySender)
         if !state.isReply, let address = members[sender]?.info.address {

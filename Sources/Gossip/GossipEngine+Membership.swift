@@ -100,8 +100,7 @@ extension GossipEngine {
 
     /// Queues "alive" about ourselves.
     func broadcastSelf() {
-        let record = MemberRecord(name: name, address: configuration.address, incarnation: incarnation, status: .alive, from: name)
-        memberBroadcasts.enqueue(.member(name), GossipCodec.encode(.member(record)))
+        broadcast(MemberRecord(name: name, address: configuration.address, incarnation: incarnation, status: .alive, from: name))
     }
 
     /// Moves `member` to `status`, keeps the indexes and the tables in step, and tells the host.
@@ -133,9 +132,8 @@ extension GossipEngine {
         guard earliestSuspicion() <= now else { return }
         for suspect in suspects.sorted() {
             guard let member = members[suspect], let suspicion = member.suspicion, suspicion.deadline <= now else { continue }
-            let claim = MemberRecord(
-                name: suspect, address: member.info.address, incarnation: suspicion.incarnation, status: .dead, from: name)
-            if apply(claim, now: now) { memberBroadcasts.enqueue(.member(suspect), GossipCodec.encode(.member(claim))) }
+            let claim = member.info.claim(.dead, incarnation: suspicion.incarnation, from: name)
+            if apply(claim, now: now) { broadcast(claim) }
             precondition(members[suspect]?.suspicion.map { $0.deadline > now } ?? true, "an expired suspicion must end")
         }
     }

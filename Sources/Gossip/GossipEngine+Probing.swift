@@ -84,10 +84,8 @@ extension GossipEngine {
                 continue
             }
             statistics.suspicionsRaised += 1
-            let claim = MemberRecord(
-                name: probe.target, address: member.info.address, incarnation: member.info.incarnation,
-                status: .suspect, from: name)
-            if apply(claim, now: now) { memberBroadcasts.enqueue(.member(probe.target), GossipCodec.encode(.member(claim))) }
+            let claim = member.info.claim(.suspect, from: name)
+            if apply(claim, now: now) { broadcast(claim) }
         }
     }
 
@@ -104,9 +102,7 @@ extension GossipEngine {
         // Without this fallback, 5 % datagram loss fails about one probe in 1,500 (direct ping
         // or ack lost, then all three four-hop indirect paths): at 1,000 members that is a false
         // suspicion every two seconds, and their broadcasts would dominate the traffic.
-        emit(
-            GossipCodec.packet([GossipCodec.encode(.ping(sequence: sequence, target: probe.target))]),
-            to: target.info.address, overStream: true)
+        sendOverStream(.ping(sequence: sequence, target: probe.target), to: target.info.address)
         for helper in helpers {
             guard let address = members[helper]?.info.address else { continue }
             send(

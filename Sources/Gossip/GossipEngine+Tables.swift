@@ -88,29 +88,22 @@ extension GossipEngine {
     private func writeOwnEntry(_ key: EntryKey, value: [UInt8]?, now: Int) {
         let record = EntryRecord(key: key, owner: name, clock: tickClock(now: now), value: value)
         storeVersion(record, now: now)
-        enqueueEntryBroadcast(record)
+        broadcast(record)
     }
 
     private func writeNetworkRecord(_ network: String, joined: Bool, now: Int) {
         let record = NetworkRecord(node: name, network: network, joined: joined, clock: tickClock(now: now))
         storeNetworkRecord(record, now: now)
-        memberBroadcasts.enqueue(.network(node: name, network: network), GossipCodec.encode(.network(record)))
-    }
-
-    func enqueueEntryBroadcast(_ record: EntryRecord) {
-        networkBroadcasts[record.key.network, default: BroadcastQueue()].enqueue(
-            .entry(record.key), GossipCodec.encode(.entry(record)))
+        broadcast(record)
     }
 
     /// Re-queues everything we own (after refuting a claim about us, or a restart): whoever
     /// hid our entries while we were thought dead gets them back from us, and only from us.
     func reannounceOwnState() {
-        for (network, record) in (tables.networkRecords[name] ?? [:]).sorted(by: { $0.key < $1.key }) {
-            memberBroadcasts.enqueue(.network(node: name, network: network), GossipCodec.encode(.network(record)))
-        }
+        for (_, record) in (tables.networkRecords[name] ?? [:]).sorted(by: { $0.key < $1.key }) { broadcast(record) }
         for key in (tables.keysByOwner[name] ?? []).sorted() {
             guard let entry = tables.entries[key] else { continue }
-            enqueueEntryBroadcast(EntryRecord(key: key, owner: name, clock: entry.clock, value: entry.value))
+            broadcast(EntryRecord(key: key, owner: name, clock: entry.clock, value: entry.value))
         }
     }
 
@@ -185,7 +178,7 @@ extension GossipEngine {
     private func refuteStaleOwnEntry(_ record: EntryRecord, now: Int) {
         let mine = tables.entries[record.key]
         if let mine, mine.owner == name, mine.clock >= record.clock {
-            if mine.clock > record.clock { enqueueEntryBroadcast(EntryRecord(key: record.key, owner: name, clock: mine.clock, value: mine.value)) }
+            if mine.clock > record.clock { broadcast(EntryRecord(key: record.key, owner: name, clock: mine.clock, value: mine.value)) }
             return
         }
         if let mine, mine.owner != name, (mine.clock, mine.owner) > (record.clock, record.owner) { return }

@@ -138,9 +138,8 @@ public final class GossipEngine {
     /// second) so the news spreads, then stops it.
     public func leave(now: Int) {
         isLeaving = true
-        let record = MemberRecord(name: name, address: configuration.address, incarnation: incarnation, status: .left, from: name)
         members[name]?.info.status = .left
-        memberBroadcasts.enqueue(.member(name), GossipCodec.encode(.member(record)))
+        broadcast(MemberRecord(name: name, address: configuration.address, incarnation: incarnation, status: .left, from: name))
         // Say it now to a few members rather than wait for the next round.
         gossip(now: now)
     }
@@ -262,6 +261,32 @@ public final class GossipEngine {
         emit(GossipCodec.packet(parts), to: address, overStream: false)
     }
 
+    /// Sends `message` alone over a stream (state exchanges, probe fallbacks and their acks).
+    func sendOverStream(_ message: GossipMessage, to address: GossipAddress) {
+        emit(GossipCodec.packet([GossipCodec.encode(message)]), to: address, overStream: true)
+    }
+
+    /// Queues a membership claim for dissemination, replacing older news about the member.
+    func broadcast(_ record: MemberRecord) {
+        memberBroadcasts.enqueue(.member(record.name), GossipCodec.encode(.member(record)))
+    }
+
+    /// Queues a network record, cluster-wide (everyone must know who is in which network).
+    func broadcast(_ record: NetworkRecord) {
+        memberBroadcasts.enqueue(.network(node: record.node, network: record.network), GossipCodec.encode(.network(record)))
+    }
+
+    /// Queues an entry version, for the members of its network only.
+    func broadcast(_ record: EntryRecord) {
+        networkBroadcasts[record.key.network, default: BroadcastQueue()].enqueue(
+            .entry(record.key), GossipCodec.encode(.entry(record)))
+    }
+
+    /// How often a broadcast to a group of `members` is sent: `multiplier × ⌈log10(n + 1)⌉`.
+    func retransmitLimit(forGroupOf members: Int) -> Int {
+        Gossip.retransmitLimit(multiplier: configuration.retransmitMultiplier, members: members)
+    }
+
     func emit(_ bytes: [UInt8], to address: GossipAddress, overStream: Bool) {
         if overStream {
             statistics.sentStreamFrames += 1
@@ -295,7 +320,7 @@ public final class GossipEngine {
             guard let replyAddress else { return }
             if overStream {
                 // The stream fallback of a probe: answer the same way, without piggybacking.
-                emit(GossipCodec.packet([GossipCodec.encode(.ack(sequence: sequence))]), to: replyAddress, overStream: true)
+                sendOverStream(.ack(sequence: sequence), to: replyAddress)
             } else {
                 send([.ack(sequence: sequence)], to: replyAddress, destinationName: sender)
             }
@@ -307,16 +332,21 @@ public final class GossipEngine {
         case .nack(let sequence):
             probes[sequence]?.nacks += 1
         case .member(let record):
-            if apply(record, now: now) { memberBroadcasts.enqueue(.member(record.name), GossipCodec.encode(message)) }
+            if apply(record, now: now) { broadcast(record) }
         case .network(let record):
-            if apply(record, now: now) {
-                memberBroadcasts.enqueue(.network(node: record.node, network: record.network), GossipCodec.encode(message))
-            }
+            if apply(record, now: now) { broadcast(record) }
         case .entry(let record):
-            if apply(record, now: now) { enqueueEntryBroadcast(record) }
+            if apply(record, now: now) { broadcast(record) }
         case .state(let state):
             merge(state, from: sender, now: now)
         }
+    }
+}
+
+extension MemberInfo {
+    /// A claim by `from` that this member is in `status` at `incarnation` (by default, as known).
+    func claim(_ status: MemberStatus, incarnation: UInt64? = nil, from: MemberName) -> MemberRecord {
+        MemberRecord(name: name, address: address, incarnation: incarnation ?? self.incarnation, status: status, from: from)
     }
 }
 
