@@ -71,32 +71,11 @@ struct GossipServe: ParsableCommand {
             GossipControlHandler(server: server, store: store).handle(request)
         }
         FileHandle.standardOutput.write(Data("gossip member \(name) on \(advertised.host):\(port) (\(keyring == nil ? "plaintext" : "AES-GCM")), control \(control)\n".utf8))
-        waitForTermination { signal in
-            if signal == SIGTERM { try? server.leave().wait() }
-        }
+        if waitForTermination() == SIGTERM { try? server.leave().wait() }
         try? controlChannel.close().wait()
         try? server.close().wait()
         try? group.syncShutdownGracefully()
     }
-}
-
-/// Blocks until SIGINT or SIGTERM, then calls `body` with the signal.
-private func waitForTermination(_ body: (Int32) -> Void) {
-    let signals = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var received: Int32 = 0
-    var sources: [DispatchSourceSignal] = []
-    for number in [SIGINT, SIGTERM] {
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler {
-            received = number
-            signals.signal()
-        }
-        source.resume()
-        sources.append(source)
-    }
-    signals.wait()
-    body(received)
 }
 
 /// The member's persistent state, written atomically after each change of it.

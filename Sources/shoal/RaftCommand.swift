@@ -68,17 +68,7 @@ struct RaftServe: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let server = try RaftServer(configuration: configuration, loop: group.next())
         print("raft member \(id) serving on \(listen) (data in \(dataDir))")
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let stop = DispatchSemaphore(value: 0)
-        let sources = [SIGINT, SIGTERM].map { number in
-            let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { stop.signal() }
-            source.resume()
-            return source
-        }
-        stop.wait()
-        sources.forEach { $0.cancel() }
+        waitForTermination()
         server.stop()
         try? group.syncShutdownGracefully()
     }
