@@ -4,6 +4,8 @@
 #   (d) wireguard-go, (e) nebula — iperf3 TCP with 1 and 4 streams, UDP 64-byte packets per
 #   second, ping RTT; a table with ratios to the kernel vxlan device.
 # Usage (root): bench/overlay.sh [SECONDS per run, default 5] [RUNS per figure, default 3]
+#   PATHS="kernel-vxlan shoal" bench/overlay.sh 5 1   measures only the paths named (quick runs
+#   while working on one of them; the committed table always comes from a run of all five).
 # Paths run one after another (they would fight over UDP 4789 and the CPUs otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,6 +74,8 @@ ping_rtt() {  # ns target → average RTT in ms over 200 pings
 }
 
 declare -A result
+paths=${PATHS:-underlay kernel-vxlan shoal wireguard-go nebula}
+wanted() { [[ " $paths " == *" $1 "* ]]; }
 measure() {  # name client-ns server-ns server-ip
     echo "measuring $1 …" >&2
     run_in "$2" ping -c 3 -i 0.2 -W 2 "$4" >/dev/null || { echo "$1: no connectivity" >&2; return 1; }
@@ -82,9 +86,10 @@ measure() {  # name client-ns server-ns server-ip
 }
 
 # (a) bare underlay
-measure underlay "$n1" "$n2" "$u2"
+if wanted underlay; then measure underlay "$n1" "$n2" "$u2"; fi
 
 # (b) the kernel's vxlan device, VNI 42, port 4789, static FDB
+if wanted kernel-vxlan; then
 for side in 1 2; do
     ns=$n1 me=$u1 peer=$u2; [ $side = 2 ] && ns=$n2 me=$u2 peer=$u1
     ip -n "$ns" link add vx0 type vxlan id 42 dstport 4789 local "$me" nolearning
@@ -94,8 +99,10 @@ for side in 1 2; do
 done
 measure kernel-vxlan "$n1" "$n2" 10.99.0.2
 ip -n "$n1" link del vx0; ip -n "$n2" link del vx0
+fi
 
 # (c) Shoal: one overlay daemon per node, one endpoint namespace per node
+if wanted shoal; then
 for side in 1 2; do
     ns=$n1 me=$u1 peer=$u2 other=3; [ $side = 2 ] && ns=$n2 me=$u2 peer=$u1 other=2
     ip netns add "shoal-$lab-n$side-ep"
@@ -112,8 +119,10 @@ done
 for _ in $(seq 50); do [ -S "$work/n1.sock" ] && [ -S "$work/n2.sock" ] && break; sleep 0.1; done
 measure shoal "shoal-$lab-n1-ep" "shoal-$lab-n2-ep" 10.10.0.3
 for pid in "${pids[@]}"; do kill "$pid"; done; pids=(); sleep 0.5
+fi
 
 # (d) wireguard-go (distinct interface names: it keeps one control socket per name in /var/run)
+if wanted wireguard-go; then
 key1=$(wg genkey); key2=$(wg genkey)
 for side in 1 2; do
     ns=$n1 dev=wga key=$key1 peerkey=$key2 peer=$u2 other=2; [ $side = 2 ] && ns=$n2 dev=wgb key=$key2 peerkey=$key1 peer=$u1 other=1
@@ -126,8 +135,10 @@ for side in 1 2; do
 done
 measure wireguard-go "$n1" "$n2" 10.98.0.2
 ip -n "$n1" link del wga; ip -n "$n2" link del wgb
+fi
 
 # (e) nebula 1.6 (static host map, no lighthouse, any-any firewall)
+if wanted nebula; then
 ( cd "$work" && nebula-cert ca -name bench >/dev/null \
   && nebula-cert sign -name a -ip 10.97.0.1/24 >/dev/null && nebula-cert sign -name b -ip 10.97.0.2/24 >/dev/null )
 for side in 1 2; do
@@ -149,6 +160,7 @@ YAML
 done
 sleep 2
 measure nebula "$n1" "$n2" 10.97.0.2 || true
+fi
 
 # --- the table ------------------------------------------------------------------------------
 python3 - "$seconds" "$runs" "$(nproc)" "$(uname -r)" <<PY
@@ -156,7 +168,7 @@ import sys
 seconds, runs, cores, kernel = sys.argv[1:5]
 r = {}
 $(for key in "${!result[@]}"; do echo "r['$key'] = float('${result[$key]}' or 0)"; done)
-paths = ["underlay", "kernel-vxlan", "shoal", "wireguard-go", "nebula"]
+paths = [p for p in ["underlay", "kernel-vxlan", "shoal", "wireguard-go", "nebula"] if any(k.startswith(p + ",") for k in r)]
 def cell(path, metric, fmt):
     value, base = r.get(f"{path},{metric}"), r.get(f"kernel-vxlan,{metric}")
     if value is None: return "n/a"
