@@ -25,12 +25,31 @@ static void prepare(struct mmsghdr *messages, struct iovec *vectors, struct sock
     }
 }
 
+#include <netinet/udp.h>
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+// Room for the one control message a UDP_GRO socket attaches: the coalesced datagram size.
+typedef union {
+    char bytes[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+} gro_control;
+
 int shoal_udp_receive_batch(int fd, shoal_datagram *datagrams, int count) {
     if (count > SHOAL_MAX_BATCH) count = SHOAL_MAX_BATCH;
     struct mmsghdr messages[SHOAL_MAX_BATCH];
     struct iovec vectors[SHOAL_MAX_BATCH];
     struct sockaddr_in peers[SHOAL_MAX_BATCH];
+    gro_control controls[SHOAL_MAX_BATCH];
     prepare(messages, vectors, peers, datagrams, count);
+    for (int i = 0; i < count; i++) {
+        messages[i].msg_hdr.msg_control = controls[i].bytes;
+        messages[i].msg_hdr.msg_controllen = sizeof(controls[i].bytes);
+    }
     int received;
     do {
         received = recvmmsg(fd, messages, (unsigned)count, MSG_DONTWAIT, NULL);
@@ -41,6 +60,15 @@ int shoal_udp_receive_batch(int fd, shoal_datagram *datagrams, int count) {
         datagrams[i].address = ntohl(peers[i].sin_addr.s_addr);
         datagrams[i].port = ntohs(peers[i].sin_port);
         datagrams[i].flags = (messages[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
+        datagrams[i].segment_size = 0;
+        for (struct cmsghdr *header = CMSG_FIRSTHDR(&messages[i].msg_hdr); header != NULL;
+             header = CMSG_NXTHDR(&messages[i].msg_hdr, header)) {
+            if (header->cmsg_level == SOL_UDP && header->cmsg_type == UDP_GRO) {
+                int size;
+                memcpy(&size, CMSG_DATA(header), sizeof(size));
+                if (size > 0 && (uint32_t)size < datagrams[i].length) datagrams[i].segment_size = (uint16_t)size;
+            }
+        }
     }
     return received;
 }
@@ -69,9 +97,14 @@ int shoal_udp_send_batch(int fd, const shoal_datagram *datagrams, int count) {
     return sent;
 }
 
-int shoal_udp_bind(uint32_t address, uint16_t port, int buffer_bytes) {
+int shoal_udp_bind(uint32_t address, uint16_t port, int buffer_bytes, int gro) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
+    if (gro) {
+        // Best effort: a kernel without UDP_GRO (before 5.0) hands over one datagram per slot.
+        int one = 1;
+        setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof(one));
+    }
     if (buffer_bytes > 0) {
         // SO_*BUFFORCE passes rmem_max as root; fall back to the capped option otherwise.
         if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &buffer_bytes, sizeof(int)) < 0)
@@ -108,11 +141,6 @@ int shoal_eventfd_drain(int fd) {
     uint64_t value;
     return read(fd, &value, sizeof(value)) == sizeof(value) || errno == EAGAIN ? 0 : -errno;
 }
-
-#include <netinet/udp.h>
-#ifndef UDP_SEGMENT
-#define UDP_SEGMENT 103
-#endif
 
 int shoal_udp_send_segmented(int fd, const void *buffer, size_t length, uint32_t address, uint16_t port,
                              uint16_t segment_size) {

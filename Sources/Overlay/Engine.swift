@@ -28,16 +28,20 @@ public final class OverlayEngine: @unchecked Sendable {
         public var mtu: Int
         /// Frames moved per system call.
         public var batchSize: Int
+        /// Whether the underlay socket takes UDP GRO: a sender's consecutive datagrams arrive
+        /// in one buffer, up to 64 KiB per receive slot. Off only to measure or test without.
+        public var receiveOffload: Bool
 
         public init(
             underlayAddress: IPv4Address, port: UInt16 = VXLANPacket.port, namespace: NetworkNamespace? = nil,
-            mtu: Int = 1450, batchSize: Int = 64
+            mtu: Int = 1450, batchSize: Int = 64, receiveOffload: Bool = true
         ) {
             self.underlayAddress = underlayAddress
             self.port = port
             self.namespace = namespace
             self.mtu = mtu
             self.batchSize = batchSize
+            self.receiveOffload = receiveOffload
         }
     }
 
@@ -71,7 +75,9 @@ public final class OverlayEngine: @unchecked Sendable {
     public init(configuration: Configuration) throws {
         precondition((1...Int(SHOAL_MAX_BATCH)).contains(configuration.batchSize), "batch size out of range")
         self.configuration = configuration
-        socket = try UnderlaySocket(address: configuration.underlayAddress, port: configuration.port, in: configuration.namespace)
+        socket = try UnderlaySocket(
+            address: configuration.underlayAddress, port: configuration.port, in: configuration.namespace,
+            receiveOffload: configuration.receiveOffload)
         pollDescriptor = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard pollDescriptor >= 0 else { throw HostNetError("epoll_create1", "overlay engine", errno: errno) }
         wakeDescriptor = shoal_eventfd()
@@ -247,7 +253,8 @@ public final class OverlayEngine: @unchecked Sendable {
     }
 
     /// Reads one batch of datagrams from the underlay, decides each, and delivers the frames for
-    /// local endpoints coalesced per endpoint (software GRO) once the batch is read.
+    /// local endpoints coalesced per endpoint (software GRO), whenever the delivery list fills
+    /// and once the batch is read.
     @inline(__always)
     private func receiveFromWire(_ path: HotPath) {
         let datagrams = buffers.receive
@@ -260,40 +267,63 @@ public final class OverlayEngine: @unchecked Sendable {
         var deliveries = 0
         for index in 0..<received {
             let datagram = datagrams[index]
-            let bytes = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
             if datagram.flags & 1 != 0 {
                 path.counters.drop(.truncatedDatagram, network: unattributed)
                 continue
             }
-            var network = unattributed
-            let verdict = path.switch.fromWire(vtep: IPv4Address(rawValue: datagram.address), datagram: bytes, networkIndex: &network)
-            if network != unattributed {
-                path.counters.add(.datagramsReceived, network: network)
-                path.counters.add(.bytesReceived, network: network, bytes.count)
-            }
-            switch verdict {
-            case .deliver(let port):
-                let frame = bytes.slice(VXLANPacket.headerLength, bytes.count)
-                if path.captureNetwork == network { captureFrame(frame) }
-                buffers.deliveryFrames[deliveries] = frame
-                buffers.deliveryPorts[deliveries] = port
-                deliveries += 1
-            case .replyToWire:
-                var reply = shoal_datagram(
-                    buffer: datagram.buffer, length: datagram.length, address: datagram.address, port: configuration.port,
-                    flags: 0)
-                if socket.send(&reply, count: 1) == 1 {
-                    path.counters.add(.arpAnswered, network: network)
-                } else {
-                    path.counters.drop(.sendFailed, network: network)
+            let vtep = IPv4Address(rawValue: datagram.address)
+            let buffer = UnsafeMutableRawBufferPointer(start: datagram.buffer, count: Int(datagram.length))
+            // With UDP GRO the buffer holds datagrams of `segment_size` bytes back to back (the
+            // last may be shorter); without, it is one datagram. Bounded: each pass moves on by
+            // at least one byte, except a lone empty datagram, decided once.
+            let step = datagram.segment_size > 0 ? Int(datagram.segment_size) : max(1, buffer.count)
+            var offset = 0
+            repeat {
+                let bytes = buffer.slice(offset, min(offset + step, buffer.count))
+                offset += step
+                if deliveries == buffers.deliveryCapacity {
+                    deliverCoalesced(deliveries, path)
+                    deliveries = 0
                 }
-            case .drop(let reason):
-                path.counters.drop(reason, network: network)
-            case .encapsulate, .replyToPort:
-                preconditionFailure("fromWire never returns \(verdict)")
-            }
+                decideFromWire(bytes, from: vtep, path, deliveries: &deliveries)
+            } while offset < buffer.count
         }
         deliverCoalesced(deliveries, path)
+    }
+
+    /// Decides one datagram from the wire: a frame for a local endpoint joins the delivery list.
+    @inline(__always)
+    private func decideFromWire(
+        _ bytes: UnsafeMutableRawBufferPointer, from vtep: IPv4Address, _ path: HotPath, deliveries: inout Int
+    ) {
+        let unattributed = path.counters.unattributed
+        var network = unattributed
+        let verdict = path.switch.fromWire(vtep: vtep, datagram: bytes, networkIndex: &network)
+        if network != unattributed {
+            path.counters.add(.datagramsReceived, network: network)
+            path.counters.add(.bytesReceived, network: network, bytes.count)
+        }
+        switch verdict {
+        case .deliver(let port):
+            let frame = bytes.slice(VXLANPacket.headerLength, bytes.count)
+            if path.captureNetwork == network { captureFrame(frame) }
+            buffers.deliveryFrames[deliveries] = frame
+            buffers.deliveryPorts[deliveries] = port
+            deliveries += 1
+        case .replyToWire:
+            var reply = shoal_datagram(
+                buffer: bytes.baseAddress, length: UInt32(bytes.count), address: vtep.rawValue, port: configuration.port,
+                flags: 0, segment_size: 0)
+            if socket.send(&reply, count: 1) == 1 {
+                path.counters.add(.arpAnswered, network: network)
+            } else {
+                path.counters.drop(.sendFailed, network: network)
+            }
+        case .drop(let reason):
+            path.counters.drop(reason, network: network)
+        case .encapsulate, .replyToPort:
+            preconditionFailure("fromWire never returns \(verdict)")
+        }
     }
 
     /// Writes the batch's frames to their endpoints: per endpoint, in-order TCP segments of a
@@ -636,6 +666,9 @@ private struct PacketBuffers {
     /// One TAP read: a virtio-net header and a frame of up to 64 KiB.
     let tapRead: UnsafeMutableRawBufferPointer
     let segmentLengths: UnsafeMutablePointer<Int>
+    /// How many frames bound for local endpoints are gathered before they are coalesced and
+    /// written: a receive batch may carry far more (64 KiB per slot with UDP GRO).
+    let deliveryCapacity = Int(SHOAL_MAX_BATCH)
     /// Frames of the current receive batch bound for local endpoints, and for which.
     let deliveryFrames: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
     let deliveryPorts: UnsafeMutablePointer<Int>
@@ -655,19 +688,20 @@ private struct PacketBuffers {
         send = .allocate(capacity: sendCapacity)
         for index in 0..<batchSize {
             receive[index] = shoal_datagram(
-                buffer: receiveSlots + index * slotSize, length: UInt32(slotSize), address: 0, port: 0, flags: 0)
+                buffer: receiveSlots + index * slotSize, length: UInt32(slotSize), address: 0, port: 0, flags: 0,
+                segment_size: 0)
         }
         for index in 0..<sendCapacity {
-            send[index] = shoal_datagram(buffer: nil, length: 0, address: 0, port: 0, flags: 0)
+            send[index] = shoal_datagram(buffer: nil, length: 0, address: 0, port: 0, flags: 0, segment_size: 0)
         }
         tapRead = .allocate(byteCount: VirtioNetHeader.length + 65536, alignment: 64)
         segmentLengths = .allocate(capacity: sendCapacity)
-        deliveryFrames = .allocate(capacity: batchSize)
-        deliveryPorts = .allocate(capacity: batchSize)
-        gatherFrames = .allocate(capacity: batchSize)
+        deliveryFrames = .allocate(capacity: deliveryCapacity)
+        deliveryPorts = .allocate(capacity: deliveryCapacity)
+        gatherFrames = .allocate(capacity: deliveryCapacity)
         // Every delivered frame is at most the MTU (the switch drops larger ones), plus its header.
-        coalesced = .allocate(byteCount: batchSize * (VirtioNetHeader.length + sendSlotSize), alignment: 64)
-        coalescedResults = .allocate(capacity: batchSize)
+        coalesced = .allocate(byteCount: deliveryCapacity * (VirtioNetHeader.length + sendSlotSize), alignment: 64)
+        coalescedResults = .allocate(capacity: deliveryCapacity)
         segmented = .allocate(byteCount: 2 * 65536, alignment: 64)
     }
 

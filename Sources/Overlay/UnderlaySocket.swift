@@ -11,11 +11,13 @@ final class UnderlaySocket {
     let port: UInt16
     let descriptor: Int32
 
-    /// Binds inside `namespace` (the caller's own when nil); the socket stays there.
-    init(address: IPv4Address, port: UInt16, in namespace: NetworkNamespace?) throws {
+    /// Binds inside `namespace` (the caller's own when nil); the socket stays there. With
+    /// `receiveOffload` the kernel may hand over a sender's consecutive datagrams in one
+    /// buffer (UDP GRO; see ``shoal_datagram/segment_size``).
+    init(address: IPv4Address, port: UInt16, in namespace: NetworkNamespace?, receiveOffload: Bool) throws {
         self.address = address
         self.port = port
-        let bind = { shoal_udp_bind(address.rawValue, port, 8 << 20) }
+        let bind = { shoal_udp_bind(address.rawValue, port, 8 << 20, receiveOffload ? 1 : 0) }
         let result = try namespace.map { try $0.run(bind) } ?? bind()
         guard result >= 0 else {
             throw HostNetError("bind VXLAN socket", "\(address):\(port)", errno: -result)

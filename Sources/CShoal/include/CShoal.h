@@ -41,22 +41,25 @@ typedef struct {
     uint32_t address;    // peer IPv4 address, host byte order
     uint16_t port;       // peer port, host byte order
     uint16_t flags;      // out (receive): 1 when the datagram was truncated
+    uint16_t segment_size; // out (receive): with UDP_GRO, the size of each coalesced datagram
+                           // but the last (0: one datagram)
 } shoal_datagram;
 
 /// The largest batch the helpers below take in one call.
 #define SHOAL_MAX_BATCH 128
 
 /// recvmmsg() without blocking into `datagrams[0..<count]`. Returns the number received
-/// (0 when none is waiting) or -errno.
+/// (0 when none is waiting) or -errno. On a socket with UDP_GRO one buffer may hold several
+/// datagrams of one sender back to back; `segment_size` then says where they split.
 int shoal_udp_receive_batch(int fd, shoal_datagram *datagrams, int count);
 
 /// sendmmsg() of `datagrams[0..<count]`, retried until all are taken or an error occurs.
 /// Returns the number sent or -errno when none was.
 int shoal_udp_send_batch(int fd, const shoal_datagram *datagrams, int count);
 
-/// Creates a UDP socket bound to address:port (host order), non-blocking, with large buffers.
-/// Returns the fd or -errno.
-int shoal_udp_bind(uint32_t address, uint16_t port, int buffer_bytes);
+/// Creates a UDP socket bound to address:port (host order), non-blocking, with large buffers,
+/// and with UDP_GRO when `gro` is non-zero and the kernel has it. Returns the fd or -errno.
+int shoal_udp_bind(uint32_t address, uint16_t port, int buffer_bytes, int gro);
 
 /// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC). Returns the fd or -errno.
 int shoal_eventfd(void);
