@@ -28,11 +28,14 @@ public struct InternetChecksum: Sendable {
     /// Adds raw bytes. Every chunk but the last must have an even length.
     @inlinable
     public mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        var wide: UInt64 = 0
-        var offset = 0
         let count = bytes.count
         // Native-order sum: one's-complement addition commutes with byte swapping (RFC 1071
-        // §2(B)), so summing native words and swapping the folded result is exact.
+        // §2(B)), so summing native words and swapping the folded result is exact. Bulk: 64
+        // bytes per step as sixteen 32-bit words widened into 64-bit lanes, which cannot carry
+        // out before 2^32 steps, so the lanes run independently (SIMD, no carry chain; about
+        // 4x the carry-checked 64-bit loop below, which finishes the tail).
+        var offset = 0
+        var wide = UInt64(Self.fold(Self.sumOf64ByteBlocks(bytes, end: &offset)))
         while offset + 8 <= count {
             let (result, overflow) = wide.addingReportingOverflow(
                 bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
@@ -50,6 +53,35 @@ public struct InternetChecksum: Sendable {
         if offset < count {
             sum &+= UInt64(bytes[offset]) << 8
         }
+    }
+
+    /// The native-order sum of the 32-bit words of `bytes`' whole 64-byte blocks, unfolded;
+    /// `end` is set to where the blocks stop.
+    @inlinable @inline(__always)
+    static func sumOf64ByteBlocks(_ bytes: UnsafeRawBufferPointer, end: inout Int) -> UInt64 {
+        var a0 = SIMD2<UInt64>(), a1 = SIMD2<UInt64>(), a2 = SIMD2<UInt64>(), a3 = SIMD2<UInt64>()
+        var b0 = SIMD2<UInt64>(), b1 = SIMD2<UInt64>(), b2 = SIMD2<UInt64>(), b3 = SIMD2<UInt64>()
+        var offset = 0
+        while offset + 64 <= bytes.count {
+            let words = bytes.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt32>.self)
+            a0 &+= SIMD2<UInt64>(truncatingIfNeeded: words.lowHalf.lowHalf.lowHalf)
+            a1 &+= SIMD2<UInt64>(truncatingIfNeeded: words.lowHalf.lowHalf.highHalf)
+            a2 &+= SIMD2<UInt64>(truncatingIfNeeded: words.lowHalf.highHalf.lowHalf)
+            a3 &+= SIMD2<UInt64>(truncatingIfNeeded: words.lowHalf.highHalf.highHalf)
+            b0 &+= SIMD2<UInt64>(truncatingIfNeeded: words.highHalf.lowHalf.lowHalf)
+            b1 &+= SIMD2<UInt64>(truncatingIfNeeded: words.highHalf.lowHalf.highHalf)
+            b2 &+= SIMD2<UInt64>(truncatingIfNeeded: words.highHalf.highHalf.lowHalf)
+            b3 &+= SIMD2<UInt64>(truncatingIfNeeded: words.highHalf.highHalf.highHalf)
+            offset += 64
+        }
+        end = offset
+        // Each lane is below 2^34 times the steps taken, so nothing wrapped for any buffer under
+        // 2^30 bytes (a packet is at most 64 KiB). Adding the 32-bit halves of the last two lanes
+        // is exact in one's-complement arithmetic: 2^32 ≡ 1 (mod 2^16 − 1).
+        let lanes = ((a0 &+ a1) &+ (a2 &+ a3)) &+ ((b0 &+ b1) &+ (b2 &+ b3))
+        let low = UInt64(UInt32(truncatingIfNeeded: lanes[0])) &+ UInt64(UInt32(truncatingIfNeeded: lanes[1]))
+        let high = (lanes[0] >> 32) &+ (lanes[1] >> 32)
+        return low &+ high
     }
 
     /// Adds raw bytes of a mutable buffer (see ``add(_:)-(UnsafeRawBufferPointer)``).

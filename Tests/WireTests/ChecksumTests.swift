@@ -28,6 +28,33 @@ import Wire
         }
     }
 
+    /// The 64-byte SIMD blocks carry nothing away: 64 KiB of 0xFF (every lane at its largest)
+    /// and random bytes at every misalignment agree with the word-by-word sum.
+    @Test func bulkBlocksMatchReferenceAtEveryAlignmentAndExtreme() {
+        func reference(_ bytes: ArraySlice<UInt8>) -> UInt16 {
+            var sum: UInt64 = 0
+            var index = bytes.startIndex
+            while index + 1 < bytes.endIndex {
+                sum += UInt64(bytes[index]) << 8 | UInt64(bytes[index + 1])
+                index += 2
+            }
+            if index < bytes.endIndex { sum += UInt64(bytes[index]) << 8 }
+            while sum > 0xFFFF { sum = (sum >> 16) + (sum & 0xFFFF) }
+            return ~UInt16(sum)
+        }
+        let ones = [UInt8](repeating: 0xFF, count: 65536)
+        #expect(ones.withUnsafeBytes { InternetChecksum.of($0) } == reference(ones[...]))
+        var random = SplitMix64(seed: 3)
+        let bytes = (0..<4200).map { _ in UInt8.random(in: 0...255, using: &random) }
+        for start in 0..<8 {
+            for end in [start + 64, start + 129, 1514, 4200] {
+                let slice = bytes[start..<end]
+                let sum = bytes.withUnsafeBytes { InternetChecksum.of(UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+                #expect(sum == reference(slice), "bytes \(start)..<\(end)")
+            }
+        }
+    }
+
     @Test func chunksSumLikeTheWhole() {
         let bytes = (0..<101).map { UInt8(truncatingIfNeeded: $0 &* 37) }
         var chunked = InternetChecksum()
