@@ -9,20 +9,21 @@ import Wire
     static let timestamps: [UInt8] = [1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78]  // NOP NOP TS
 
     /// An Ethernet/IPv4/TCP frame with `payload`, flags, sequence, options, valid checksums
-    /// (unless `checksum` is given), IP ID `identification`.
+    /// (unless `checksum` is given), IP ID `identification`, ports, ACK number and TTL.
     static func frame(payload: [UInt8], sequence: UInt32, flags: TCPFlags = [.ack], options: [UInt8] = timestamps,
-                      identification: UInt16 = 100, sourcePort: UInt16 = 40000, checksum: UInt16? = nil) -> [UInt8] {
+                      identification: UInt16 = 100, sourcePort: UInt16 = 40000, destinationPort: UInt16 = 8080,
+                      acknowledgment: UInt32 = 777, timeToLive: UInt8 = 64, checksum: UInt16? = nil) -> [UInt8] {
         let tcpLength = 20 + options.count
         var bytes = [UInt8](repeating: 0, count: 14 + 20 + tcpLength + payload.count)
         bytes.withUnsafeMutableBytes { buffer in
             let ethernet = try! EthernetFrame.build(in: buffer, destination: .derived(from: server), source: .derived(from: client), etherType: .ipv4)
             let ip = try! IPv4Packet.build(in: ethernet.payload, totalLength: 20 + tcpLength + payload.count, protocol: .tcp,
-                                           source: client, destination: server, identification: identification)
+                                           source: client, destination: server, timeToLive: timeToLive, identification: identification)
             let tcp = ip.payload
             tcp.storeBigEndian16(sourcePort, at: 0)
-            tcp.storeBigEndian16(8080, at: 2)
+            tcp.storeBigEndian16(destinationPort, at: 2)
             tcp.storeBigEndian32(sequence, at: 4)
-            tcp.storeBigEndian32(777, at: 8)
+            tcp.storeBigEndian32(acknowledgment, at: 8)
             tcp[12] = UInt8(tcpLength / 4) << 4
             tcp[13] = flags.rawValue
             tcp.storeBigEndian16(500, at: 14)
@@ -92,8 +93,8 @@ import Wire
         }
     }
 
-    /// Finishes a CHECKSUM_PARTIAL TCP checksum as the kernel would, and checks it.
-    static func completedChecksumIsValid(_ frame: [UInt8], _ header: VirtioNetHeader) -> Bool {
+    /// `frame` with its CHECKSUM_PARTIAL TCP checksum finished as the kernel would.
+    static func completed(_ frame: [UInt8], _ header: VirtioNetHeader) -> [UInt8] {
         var bytes = frame
         let start = Int(header.checksumStart), at = start + Int(header.checksumOffset)
         var sum = InternetChecksum()
@@ -101,7 +102,32 @@ import Wire
         let final = sum.value
         bytes[at] = UInt8(final >> 8)
         bytes[at + 1] = UInt8(final & 0xFF)
-        return (try? parse(bytes).tcpValid) ?? false
+        return bytes
+    }
+
+    /// Finishes a CHECKSUM_PARTIAL TCP checksum as the kernel would, and checks it.
+    static func completedChecksumIsValid(_ frame: [UInt8], _ header: VirtioNetHeader) -> Bool {
+        (try? parse(completed(frame, header)).tcpValid) ?? false
+    }
+
+    /// True when the IPv4 total length covers exactly the rest of `frame` (Ethernet, 20-byte
+    /// IPv4 header, TCP) and its IPv4 header and TCP checksums hold on a full recomputation by
+    /// a plain big-endian ones'-complement sum written here, independent of Wire's.
+    static func checksumsHoldOnRecomputation(_ frame: [UInt8]) -> Bool {
+        func folded(_ bytes: [UInt8]) -> UInt32 {
+            var total: UInt32 = 0
+            for index in stride(from: 0, to: bytes.count, by: 2) {
+                let high = UInt32(bytes[index]) << 8
+                let low = index + 1 < bytes.count ? UInt32(bytes[index + 1]) : 0
+                total += high | low
+            }
+            while total > 0xFFFF { total = (total & 0xFFFF) + (total >> 16) }
+            return total
+        }
+        guard frame.count >= 14 + 20 + 20, (Int(frame[16]) << 8 | Int(frame[17])) == frame.count - 14 else { return false }
+        let tcp = Array(frame[34...])
+        let pseudo: [UInt8] = Array(frame[26..<34]) + [0, 6, UInt8(tcp.count >> 8), UInt8(tcp.count & 0xFF)]
+        return folded(Array(frame[14..<34])) == 0xFFFF && folded(pseudo + tcp) == 0xFFFF
     }
 
     // MARK: segmentation
@@ -219,6 +245,133 @@ import Wire
         for (header, frame, _) in results {
             #expect(frame.count - 14 <= 65535)
             #expect(Self.completedChecksumIsValid(frame, header))
+        }
+    }
+}
+
+// MARK: crafted edge cases
+
+extension OffloadTests {
+    @Test func segmentationCopiesEveryOtherFieldAndFlagsTheLastFullSegment() throws {
+        // An exact multiple of the MSS: the last segment is full-size and still the only one
+        // with FIN and PSH. The input's TCP checksum (0 here) is not trusted.
+        let data = Self.payload(4 * 1000)
+        let big = Self.frame(payload: data, sequence: 0xFFFF_FC00, flags: [.ack, .psh, .fin], identification: 0xFFFE,
+                             sourcePort: 3333, destinationPort: 4444, acknowledgment: 0xDEAD_BEEF, timeToLive: 17, checksum: 0)
+        let segments = try Self.segment(big, mss: 1000)
+        #expect(segments.count == 4)
+        for (index, segment) in segments.enumerated() {
+            #expect(segment.count == 14 + 20 + 32 + 1000)
+            #expect(Self.checksumsHoldOnRecomputation(segment), "segment \(index)")
+            let parsed = try Self.parse(segment)
+            let expectedFlags: TCPFlags = index == 3 ? [.ack, .psh, .fin] : [.ack]
+            #expect(parsed.flags == expectedFlags, "segment \(index)")
+            #expect(parsed.sequence == 0xFFFF_FC00 &+ UInt32(index * 1000))
+            #expect(parsed.identification == 0xFFFE &+ UInt16(index))
+            #expect(parsed.payload == Array(data[(index * 1000)..<((index + 1) * 1000)]))
+            // The rest is the super-frame's: MACs, type, version, TOS; DF, TTL, protocol;
+            // addresses, ports; ACK number, data offset; window; urgent pointer, options.
+            for range in [0..<16, 20..<24, 26..<38, 42..<47, 48..<50, 52..<66] {
+                #expect(Array(segment[range]) == Array(big[range]), "segment \(index) bytes \(range)")
+            }
+        }
+    }
+
+    @Test func segmentingThenCoalescingRestoresTheSuperFrameExactly() throws {
+        for flags: TCPFlags in [[.ack], [.ack, .psh]] {
+            let original = Self.frame(payload: Self.payload(30_000), sequence: 123_456, flags: flags, identification: 9)
+            let segments = try Self.segment(original, mss: 1398)
+            #expect(segments.allSatisfy { Self.checksumsHoldOnRecomputation($0) })
+            let results = try Self.coalesce(segments)
+            #expect(results.count == 1 && results.first?.segments == segments.count)
+            guard let result = results.first else { continue }
+            let completed = Self.completed(result.frame, result.header)
+            #expect(completed == original, "flags \(flags)")
+            #expect(Self.checksumsHoldOnRecomputation(completed))
+        }
+    }
+
+    @Test func cwrAndFinSegmentsStayApartAfterARoundTrip() throws {
+        // CWR lands on the first segment and FIN|PSH on the last; neither may be merged, the
+        // middle merges back, and every byte comes out once.
+        let data = Self.payload(6 * 1000)
+        let segments = try Self.segment(Self.frame(payload: data, sequence: 5000, flags: [.ack, .cwr, .psh, .fin]), mss: 1000)
+        let results = try Self.coalesce(segments)
+        #expect(results.map(\.segments) == [1, 4, 1])
+        guard results.count == 3 else { return }
+        let expectedFlags: [TCPFlags] = [[.ack, .cwr], [.ack], [.ack, .psh, .fin]]
+        #expect(try results.map { try Self.parse($0.frame).flags } == expectedFlags)
+        #expect(results[0].header == VirtioNetHeader.none && results[0].frame == segments[0])
+        #expect(results[2].header == VirtioNetHeader.none && results[2].frame == segments[5])
+        let middle = Self.completed(results[1].frame, results[1].header)
+        #expect(Self.checksumsHoldOnRecomputation(middle))
+        let parsed = try Self.parse(middle)
+        #expect(parsed.sequence == 6000 && parsed.payload == Array(data[1000..<5000]))
+    }
+
+    @Test func aPushInTheMiddleEndsTheMergeAndIsKept() throws {
+        let data = Self.payload(4 * 1000)
+        let frames = (0..<4).map { (index: Int) -> [UInt8] in
+            let flags: TCPFlags = index == 1 ? [.ack, .psh] : [.ack]
+            return Self.frame(payload: Array(data[(index * 1000)..<((index + 1) * 1000)]), sequence: UInt32(index * 1000),
+                              flags: flags, identification: UInt16(100 + index))
+        }
+        let results = try Self.coalesce(frames)
+        #expect(results.map(\.segments) == [2, 2])
+        guard results.count == 2 else { return }
+        let expectedFlags: [TCPFlags] = [[.ack, .psh], [.ack]]
+        for (index, result) in results.enumerated() {
+            let completed = Self.completed(result.frame, result.header)
+            #expect(Self.checksumsHoldOnRecomputation(completed))
+            let parsed = try Self.parse(completed)
+            #expect(parsed.flags == expectedFlags[index], "frame \(index)")
+            #expect(parsed.sequence == UInt32(index * 2000) && parsed.identification == UInt16(100 + 2 * index))
+            #expect(parsed.payload == Array(data[(index * 2000)..<((index + 1) * 2000)]))
+        }
+    }
+
+    @Test func reversedAndRetransmittedSegmentsAreNotMerged() throws {
+        let data = Self.payload(4 * 1000)
+        let segments = try Self.segment(Self.frame(payload: data, sequence: 0), mss: 1000)
+        // Reversed: no segment follows its predecessor, so each passes alone, untouched.
+        let reversed = try Self.coalesce(Array(segments.reversed()))
+        #expect(reversed.count == 4 && reversed.allSatisfy { $0.segments == 1 && $0.header == VirtioNetHeader.none })
+        #expect(reversed.map(\.frame) == Array(segments.reversed()))
+        // A retransmitted copy of segment 1: no frame repeats or skips bytes; each frame's payload
+        // is the stream at its own sequence number, and all five copies' bytes come out.
+        let results = try Self.coalesce([segments[0], segments[1], segments[1], segments[2], segments[3]])
+        #expect(results.count >= 2 && results.map(\.segments).reduce(0, +) == 5)
+        var delivered = 0
+        for result in results {
+            let frame = result.header.gsoType == VirtioNetHeader.GSOType.none ? result.frame : Self.completed(result.frame, result.header)
+            #expect(Self.checksumsHoldOnRecomputation(frame))
+            let parsed = try Self.parse(frame)
+            let start = Int(parsed.sequence), end = Int(parsed.sequence) + parsed.payload.count
+            #expect(end <= data.count)
+            #expect(parsed.payload == Array(data[start..<min(end, data.count)]))
+            delivered += parsed.payload.count
+        }
+        #expect(delivered == 5 * 1000)
+    }
+
+    @Test func mixedFlowsEachCoalesceIntoTheirOwnFrame() throws {
+        // Four flows, each differing from the first in one field the merge must respect
+        // (destination port, ACK number, TTL), all at sequence 0 with their own bytes; three
+        // segments each, interleaved. Each comes back as its own super-frame, byte for byte.
+        let originals = [
+            Self.frame(payload: Array(Self.payload(3100).suffix(3000)), sequence: 0),
+            Self.frame(payload: Array(Self.payload(3200).suffix(3000)), sequence: 0, destinationPort: 9090),
+            Self.frame(payload: Array(Self.payload(3300).suffix(3000)), sequence: 0, acknowledgment: 999),
+            Self.frame(payload: Array(Self.payload(3400).suffix(3000)), sequence: 0, timeToLive: 63),
+        ]
+        let flows = try originals.map { try Self.segment($0, mss: 1000) }
+        let interleaved = (0..<3).flatMap { index in flows.map { $0[index] } }
+        let results = try Self.coalesce(interleaved)
+        #expect(results.count == 4 && results.allSatisfy { $0.segments == 3 })
+        for (index, (result, original)) in zip(results, originals).enumerated() {
+            let completed = Self.completed(result.frame, result.header)
+            #expect(completed == original, "flow \(index)")
+            #expect(Self.checksumsHoldOnRecomputation(completed))
         }
     }
 }

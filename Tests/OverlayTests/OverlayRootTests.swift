@@ -47,6 +47,27 @@ final class OverlayLab {
         return try iperfBytesReceived(result.output)
     }
 
+    /// Gives `node` the Linux kernel's own vxlan device `vx0` on network `blue` with `address`,
+    /// and static FDB and neighbour entries for `peers` (overlay address, VTEP): the
+    /// interoperability peer, which sends plain MTU-sized datagrams, never UDP GSO.
+    func addKernelVXLAN(on node: Lab.Node, address: IPv4Address, peers: [(address: IPv4Address, vtep: IPv4Address)]) throws {
+        let links = try RouteNetlink(in: node.namespace)
+        try links.createVXLAN(named: "vx0", vni: blue.vni, local: node.underlayAddress)
+        let vx0 = try links.linkIndex(named: "vx0")
+        try links.setMAC(vx0, .derived(from: address))
+        try links.setMTU(vx0, 1450)
+        try links.addAddress(IPv4Prefix(address, length: 24), to: vx0)
+        try links.setLinkUp(vx0)
+        for peer in peers {
+            try links.addForwardingEntry(mac: .derived(from: peer.address), remote: peer.vtep, device: vx0)
+            try links.addNeighbour(peer.address, mac: .derived(from: peer.address), device: vx0)
+        }
+        // Over veth the kernel leaves inner checksums partial for the NIC to fill in; no NIC
+        // is there to do it, so make the kernel peer finish them as real hardware would.
+        let offload = try run(["ethtool", "-K", "vx0", "tx", "off"], in: node.namespace)
+        try #require(offload.status == 0, "\(offload.output)")
+    }
+
     /// Runs a command in a namespace and returns its result.
     func run(_ arguments: [String], in namespace: NetworkNamespace, timeout: Double = 20) throws -> NamespacedProcess.Result {
         try NamespacedProcess.run(arguments, in: namespace, timeoutSeconds: timeout)
@@ -116,19 +137,7 @@ extension OverlayRootTests {
                 networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: shoalAddress, namespace: endpoint.name)],
                 remoteEndpoints: [RemoteEndpoint(network: "blue", address: kernelAddress, vtep: kernelNode.underlayAddress)]))
 
-            let links = try RouteNetlink(in: kernelNode.namespace)
-            try links.createVXLAN(named: "vx0", vni: blue.vni, local: kernelNode.underlayAddress)
-            let vx0 = try links.linkIndex(named: "vx0")
-            try links.setMAC(vx0, .derived(from: kernelAddress))
-            try links.setMTU(vx0, 1450)
-            try links.addAddress(IPv4Prefix(kernelAddress, length: 24), to: vx0)
-            try links.setLinkUp(vx0)
-            try links.addForwardingEntry(mac: .derived(from: shoalAddress), remote: shoalNode.underlayAddress, device: vx0)
-            try links.addNeighbour(shoalAddress, mac: .derived(from: shoalAddress), device: vx0)
-            // Over veth the kernel leaves inner checksums partial for the NIC to fill in; no NIC
-            // is there to do it, so make the kernel peer finish them as real hardware would.
-            let offload = try overlay.run(["ethtool", "-K", "vx0", "tx", "off"], in: kernelNode.namespace)
-            #expect(offload.status == 0, "\(offload.output)")
+            try overlay.addKernelVXLAN(on: kernelNode, address: kernelAddress, peers: [(shoalAddress, shoalNode.underlayAddress)])
 
             let underlay = try LiveCapture(interface: "eth0", in: shoalNode.namespace, filter: "udp dst port 4789 and src host \(shoalNode.underlayAddress)")
             let toKernel = try overlay.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "\(kernelAddress)"], in: endpoint)
