@@ -142,22 +142,21 @@ int shoal_eventfd_drain(int fd) {
     return read(fd, &value, sizeof(value)) == sizeof(value) || errno == EAGAIN ? 0 : -errno;
 }
 
-int shoal_udp_send_segmented(int fd, const void *buffer, size_t length, uint32_t address, uint16_t port,
+int shoal_udp_send_segmented(int fd, const struct iovec *vectors, int count, uint32_t address, uint16_t port,
                              uint16_t segment_size) {
     struct sockaddr_in peer;
     memset(&peer, 0, sizeof(peer));
     peer.sin_family = AF_INET;
     peer.sin_addr.s_addr = htonl(address);
     peer.sin_port = htons(port);
-    struct iovec vector = { (void *)buffer, length };
     union { char bytes[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } control;
     memset(&control, 0, sizeof(control));
     struct msghdr message;
     memset(&message, 0, sizeof(message));
     message.msg_name = &peer;
     message.msg_namelen = sizeof(peer);
-    message.msg_iov = &vector;
-    message.msg_iovlen = 1;
+    message.msg_iov = (struct iovec *)vectors;
+    message.msg_iovlen = (size_t)count;
     message.msg_control = control.bytes;
     message.msg_controllen = sizeof(control.bytes);
     struct cmsghdr *header = CMSG_FIRSTHDR(&message);

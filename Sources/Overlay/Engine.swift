@@ -425,29 +425,38 @@ public final class OverlayEngine: @unchecked Sendable {
         of frame: UnsafeMutableRawBufferPointer, segmentSize: Int, vtep: IPv4Address, vni: VNI, network: Int,
         _ path: HotPath, _ pending: inout Int
     ) {
-        if udpSegmentationOffload, let headers = try? TCPSegmentation.headers(frame) {
+        if udpSegmentationOffload, let headerLength = try? TCPSegmentation.headerLength(of: frame) {
             // Earlier datagrams of the same flow must not be overtaken.
             flush(path, pending: &pending)
-            let stride = VXLANPacket.headerLength + headers.payload + segmentSize
-            let lengths = UnsafeMutableBufferPointer(start: buffers.segmentLengths, count: buffers.sendCapacity)
-            guard stride <= Int(UInt16.max), let segments = try? TCPSegmentation.segment(
-                frame, maximumSegmentSize: segmentSize, into: buffers.segmented.slice(VXLANPacket.headerLength, buffers.segmented.count),
-                slotSize: stride, lengths: lengths)
+            // Each datagram is gathered from its own header slot (VXLAN header, then the
+            // segment's headers) and its payload where the TAP read left it: no payload copy.
+            let slotSize = buffers.segmentHeaderSlotSize
+            let datagramSize = VXLANPacket.headerLength + headerLength + segmentSize
+            guard datagramSize <= Int(UInt16.max), let segments = try? TCPSegmentation.segmentHeaders(
+                frame, maximumSegmentSize: segmentSize,
+                into: buffers.segmentHeaders.slice(VXLANPacket.headerLength, buffers.segmentHeaders.count),
+                slotSize: slotSize, payloads: buffers.segmentPayloads)
             else {
                 path.counters.drop(.malformedFrame, network: network)
                 return
             }
+            let vectors = buffers.segmentVectors
             for index in 0..<segments {
-                _ = try? VXLANPacket.build(in: buffers.segmented.slice(index * stride, index * stride + VXLANPacket.headerLength), vni: vni)
+                let slot = buffers.segmentHeaders.slice(index * slotSize, index * slotSize + VXLANPacket.headerLength + headerLength)
+                _ = try? VXLANPacket.build(in: slot.slice(0, VXLANPacket.headerLength), vni: vni)
+                let payload = buffers.segmentPayloads[index]
+                vectors[2 * index] = iovec(iov_base: slot.baseAddress, iov_len: slot.count)
+                vectors[2 * index + 1] = iovec(iov_base: frame.baseAddress! + payload.lowerBound, iov_len: payload.count)
             }
             // One sendmsg carries at most 64 datagrams and 64 KiB of UDP payload.
-            let perSend = max(1, min(64, 65000 / stride))
+            let perSend = max(1, min(64, 65000 / datagramSize))
             var first = 0
             while first < segments {
                 let last = min(first + perSend, segments) - 1
-                let length = (last - first) * stride + VXLANPacket.headerLength + lengths[last]
-                let bytes = UnsafeRawBufferPointer(buffers.segmented.slice(first * stride, first * stride + length))
-                let sent = socket.sendSegmented(bytes, to: vtep, port: configuration.port, segmentSize: stride)
+                let length = (last - first) * datagramSize + VXLANPacket.headerLength + headerLength
+                    + buffers.segmentPayloads[last].count
+                let sent = socket.sendSegmented(
+                    vectors + 2 * first, count: 2 * (last - first + 1), to: vtep, port: configuration.port, segmentSize: datagramSize)
                 if sent == length {
                     path.counters.add(.datagramsSent, network: network, last - first + 1)
                     path.counters.add(.bytesSent, network: network, length)
@@ -675,8 +684,15 @@ private struct PacketBuffers {
     let gatherFrames: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
     let coalesced: UnsafeMutableRawBufferPointer
     let coalescedResults: UnsafeMutableBufferPointer<CoalescedFrame>
-    /// Segments of one super-frame laid out back to back for UDP GSO, each behind its VXLAN header.
-    let segmented: UnsafeMutableRawBufferPointer
+    /// The most segments one super-frame can make: 64 KiB at Linux's smallest MSS (88).
+    let segmentCapacity = 768
+    /// Per segment of one super-frame sent with UDP GSO: a slot for its VXLAN header and its
+    /// Ethernet/IPv4/TCP headers (at most 8 + 14 + 20 + 60 bytes), where its payload lies in
+    /// the TAP read, and the two gather vectors of its datagram.
+    let segmentHeaderSlotSize = 128
+    let segmentHeaders: UnsafeMutableRawBufferPointer
+    let segmentPayloads: UnsafeMutableBufferPointer<Range<Int>>
+    let segmentVectors: UnsafeMutablePointer<iovec>
     private let sendSlots: UnsafeMutableRawPointer
 
     init(batchSize: Int, slotSize: Int) {
@@ -702,7 +718,10 @@ private struct PacketBuffers {
         // Every delivered frame is at most the MTU (the switch drops larger ones), plus its header.
         coalesced = .allocate(byteCount: deliveryCapacity * (VirtioNetHeader.length + sendSlotSize), alignment: 64)
         coalescedResults = .allocate(capacity: deliveryCapacity)
-        segmented = .allocate(byteCount: 2 * 65536, alignment: 64)
+        segmentHeaders = .allocate(byteCount: segmentCapacity * segmentHeaderSlotSize, alignment: 64)
+        segmentPayloads = .allocate(capacity: segmentCapacity)
+        segmentPayloads.initialize(repeating: 0..<0)
+        segmentVectors = .allocate(capacity: 2 * segmentCapacity)
     }
 
     /// Send slot `index`: a VXLAN header's room, then the frame.

@@ -33,11 +33,13 @@ final class UnderlaySocket {
         Int(shoal_udp_receive_batch(descriptor, datagrams, Int32(count)))
     }
 
-    /// Sends consecutive datagrams of `segmentSize` bytes in one call (UDP GSO); returns the
-    /// bytes sent or a negative errno.
+    /// Sends consecutive datagrams of `segmentSize` bytes, gathered from `count` vectors, in one
+    /// call (UDP GSO); returns the bytes sent or a negative errno.
     @inline(__always)
-    func sendSegmented(_ bytes: UnsafeRawBufferPointer, to address: IPv4Address, port: UInt16, segmentSize: Int) -> Int {
-        Int(shoal_udp_send_segmented(descriptor, bytes.baseAddress, bytes.count, address.rawValue, port, UInt16(segmentSize)))
+    func sendSegmented(
+        _ vectors: UnsafeMutablePointer<iovec>, count: Int, to address: IPv4Address, port: UInt16, segmentSize: Int
+    ) -> Int {
+        Int(shoal_udp_send_segmented(descriptor, vectors, Int32(count), address.rawValue, port, UInt16(segmentSize)))
     }
 
     /// Sends `count` datagrams; returns how many the kernel took (negative errno if none).

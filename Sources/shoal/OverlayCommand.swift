@@ -95,13 +95,18 @@ struct OverlayCommand: ParsableCommand {
         @Option(help: "The control socket for 'overlay stats', 'overlay apply' and 'capture'.")
         var control: String = defaultOverlayControl
 
+        @Flag(help: "Take one datagram per receive slot instead of UDP GRO's coalesced buffers (to measure the difference).")
+        var noUdpGro = false
+
         func run() throws {
             try requireRoot()
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             let logger = Logger(label: "shoal.overlay.daemon")
             let configuration = try OverlayConfiguration.load(config)
             let engine = try OverlayEngine(
-                configuration: .init(underlayAddress: configuration.underlay, port: configuration.port, mtu: configuration.mtu))
+                configuration: .init(
+                    underlayAddress: configuration.underlay, port: configuration.port, mtu: configuration.mtu,
+                    receiveOffload: !noUdpGro))
             do { try engine.apply(configuration.topology) } catch {
                 throw ValidationError("\(config): \(error)")
             }

@@ -165,6 +165,31 @@ import Wire
         #expect(parsed.flags == [.ack, .psh] && parsed.tcpValid)
     }
 
+    /// The gathering segmenter (headers written apart, payload left in place, as UDP GSO sends
+    /// it) yields the same datagrams byte for byte as the copying one, odd sizes included.
+    @Test func gatheredSegmentsEqualCopiedSegments() throws {
+        for (size, mss, flags) in [(10_000, 1398, TCPFlags.ack), (65_000, 1398, [.ack, .psh]), (4_001, 1000, [.ack, .fin]), (77, 1398, .ack)] {
+            var frame = Self.frame(payload: Self.payload(size), sequence: 0xFFFF_FF00, flags: flags)
+            let copied = try Self.segment(frame, mss: mss)
+            let slotSize = 128
+            var headers = [UInt8](repeating: 0, count: 64 * slotSize)
+            var payloads = [Range<Int>](repeating: 0..<0, count: 64)
+            let headerLength = try frame.withUnsafeMutableBytes { try TCPSegmentation.headerLength(of: $0) }
+            let count = try frame.withUnsafeMutableBytes { frame in
+                try headers.withUnsafeMutableBytes { headers in
+                    try payloads.withUnsafeMutableBufferPointer {
+                        try TCPSegmentation.segmentHeaders(frame, maximumSegmentSize: mss, into: headers, slotSize: slotSize, payloads: $0)
+                    }
+                }
+            }
+            #expect(count == copied.count)
+            for index in 0..<min(count, copied.count) {
+                let gathered = Array(headers[(index * slotSize)..<(index * slotSize + headerLength)]) + Array(frame[payloads[index]])
+                #expect(gathered == copied[index], "size \(size), segment \(index)")
+            }
+        }
+    }
+
     // MARK: coalescing
 
     @Test func segmentsOfOneFlowCoalesceBack() throws {

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/epoll.h>
+#include <sys/uio.h>
 
 /// Opens /dev/net/tun and attaches a TAP device named `name` (IFF_TAP|IFF_NO_PI, plus
 /// IFF_VNET_HDR when `vnet_hdr` is non-zero) in the network namespace of the calling thread.
@@ -70,9 +71,9 @@ int shoal_eventfd_signal(int fd);
 /// Resets an eventfd to 0. Returns 0 or -errno.
 int shoal_eventfd_drain(int fd);
 
-/// sendmsg() of `length` bytes that are consecutive datagrams of `segment_size` bytes (the
-/// last may be shorter) to address:port in one call, with UDP_SEGMENT (UDP GSO): the kernel
-/// cuts them apart as late as it can. Returns the bytes sent or -errno (EIO or EINVAL where
-/// the kernel or device cannot do it).
-int shoal_udp_send_segmented(int fd, const void *buffer, size_t length, uint32_t address, uint16_t port,
+/// sendmsg() of the bytes gathered from `vectors[0..<count]`, which are consecutive datagrams
+/// of `segment_size` bytes (the last may be shorter; a datagram may span several vectors), to
+/// address:port in one call with UDP_SEGMENT (UDP GSO): the kernel cuts them apart as late as
+/// it can. Returns the bytes sent or -errno (EIO or EINVAL where the kernel or device cannot).
+int shoal_udp_send_segmented(int fd, const struct iovec *vectors, int count, uint32_t address, uint16_t port,
                              uint16_t segment_size);
