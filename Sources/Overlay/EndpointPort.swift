@@ -15,9 +15,16 @@ final class EndpointPort {
     init(endpoint: LocalEndpoint, network: OverlayNetwork, mtu: Int) throws {
         let namespace = NetworkNamespace(named: endpoint.namespace)
         tap = try TAPDevice(named: endpoint.interface, in: namespace, virtioNetHeader: true)
-        // Partial checksums and TCP segmentation are done here, in software, so the kernel
-        // hands over 64 KiB TCP super-frames instead of MTU-sized ones (DESIGN.md §2).
-        try tap.setOffload(Self.checksumOffload | Self.tcpSegmentationOffloadIPv4)
+        // Partial checksums and TCP and UDP segmentation are done here, in software, so the
+        // kernel hands over 64 KiB super-frames instead of MTU-sized ones (DESIGN.md §2). No
+        // TSO6: IPv6 is off on the endpoint. USO is all or nothing (4 and 6 together) and
+        // needs Linux 6.2; an older kernel refuses the flags, and then TCP alone it is.
+        let offloads = Self.checksumOffload | Self.tcpSegmentationOffloadIPv4
+        do {
+            try tap.setOffload(offloads | Self.udpSegmentationOffloadIPv4 | Self.udpSegmentationOffloadIPv6)
+        } catch {
+            try tap.setOffload(offloads)
+        }
         self.endpoint = endpoint
         let links = try RouteNetlink(in: namespace)
         let index = try links.linkIndex(named: tap.name)
@@ -32,9 +39,11 @@ final class EndpointPort {
 
     var descriptor: Int32 { tap.descriptor }
 
-    /// `TUN_F_CSUM` and `TUN_F_TSO4` of <linux/if_tun.h>.
+    /// `TUN_F_CSUM`, `TUN_F_TSO4`, `TUN_F_USO4` and `TUN_F_USO6` of <linux/if_tun.h>.
     static let checksumOffload: UInt32 = 0x01
     static let tcpSegmentationOffloadIPv4: UInt32 = 0x02
+    static let udpSegmentationOffloadIPv4: UInt32 = 0x20
+    static let udpSegmentationOffloadIPv6: UInt32 = 0x40
 
     func close() { tap.close() }
 }

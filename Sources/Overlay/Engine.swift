@@ -371,7 +371,7 @@ public final class OverlayEngine: @unchecked Sendable {
             let read = buffers.tapRead.slice(0, count)
             guard count > VirtioNetHeader.length,
                 let header = try? VirtioNetHeader(parsing: read, frameLength: count - VirtioNetHeader.length),
-                header.gsoType.base == .none || header.gsoType.base == .tcpv4
+                [.none, .tcpv4, .udpL4].contains(header.gsoType.base)
             else {
                 path.counters.drop(.malformedFrame, network: network)
                 continue
@@ -380,7 +380,7 @@ public final class OverlayEngine: @unchecked Sendable {
             path.counters.add(.framesFromEndpoints, network: network)
             path.counters.add(.bytesFromEndpoints, network: network, frame.count)
             if path.captureNetwork == network { captureFrame(frame) }
-            let superFrame = header.gsoType.base == .tcpv4
+            let superFrame = header.gsoType.base != .none
             switch path.switch.fromPort(port, frame: frame, superFrame: superFrame) {
             case .deliver(let target):
                 // Header and all: the receiving kernel finishes checksums and segments itself.
@@ -425,14 +425,14 @@ public final class OverlayEngine: @unchecked Sendable {
         of frame: UnsafeMutableRawBufferPointer, segmentSize: Int, vtep: IPv4Address, vni: VNI, network: Int,
         _ path: HotPath, _ pending: inout Int
     ) {
-        if udpSegmentationOffload, let headerLength = try? TCPSegmentation.headerLength(of: frame) {
+        if udpSegmentationOffload, let headerLength = try? Segmentation.headerLength(of: frame) {
             // Earlier datagrams of the same flow must not be overtaken.
             flush(path, pending: &pending)
             // Each datagram is gathered from its own header slot (VXLAN header, then the
             // segment's headers) and its payload where the TAP read left it: no payload copy.
             let slotSize = buffers.segmentHeaderSlotSize
             let datagramSize = VXLANPacket.headerLength + headerLength + segmentSize
-            guard datagramSize <= Int(UInt16.max), let segments = try? TCPSegmentation.segmentHeaders(
+            guard datagramSize <= Int(UInt16.max), let segments = try? Segmentation.segmentHeaders(
                 frame, maximumSegmentSize: segmentSize,
                 into: buffers.segmentHeaders.slice(VXLANPacket.headerLength, buffers.segmentHeaders.count),
                 slotSize: slotSize, payloads: buffers.segmentPayloads)
@@ -477,7 +477,7 @@ public final class OverlayEngine: @unchecked Sendable {
         if pending + most > buffers.sendCapacity { flush(path, pending: &pending) }
         let output = buffers.sendRegion(from: pending).slice(VXLANPacket.headerLength, buffers.sendRegion(from: pending).count)
         let lengths = UnsafeMutableBufferPointer(start: buffers.segmentLengths, count: buffers.sendCapacity - pending)
-        guard let segments = try? TCPSegmentation.segment(
+        guard let segments = try? Segmentation.segment(
             frame, maximumSegmentSize: segmentSize, into: output, slotSize: buffers.sendSlotSize, lengths: lengths)
         else {
             path.counters.drop(.malformedFrame, network: network)

@@ -100,20 +100,20 @@ public enum TCPCoalescing {
     }
 
     private static func mergeable(_ frame: UnsafeMutableRawBufferPointer) -> Candidate? {
-        guard let layout = try? TCPSegmentation.headers(frame) else { return nil }
-        let flags = TCPFlags(rawValue: frame[layout.tcp + 13])
+        guard let layout = try? Segmentation.headers(frame), layout.isTCP else { return nil }
+        let flags = TCPFlags(rawValue: frame[layout.transport + 13])
         guard flags.isSubset(of: [.ack, .psh]), flags.contains(.ack), layout.end > layout.payload else { return nil }
-        let ip = frame.slice(layout.ip, layout.tcp)
+        let ip = frame.slice(layout.ip, layout.transport)
         var ipSum = InternetChecksum()
         ipSum.add(UnsafeRawBufferPointer(ip))
-        let tcp = frame.slice(layout.tcp, layout.end)
+        let tcp = frame.slice(layout.transport, layout.end)
         var tcpSum = InternetChecksum.pseudoHeader(
             source: frame.loadIPv4(at: layout.ip + 12), destination: frame.loadIPv4(at: layout.ip + 16), protocol: .tcp,
             length: tcp.count)
         tcpSum.add(UnsafeRawBufferPointer(tcp))
         guard ipSum.verifies, tcpSum.verifies else { return nil }
         return Candidate(payload: layout.payload, length: layout.end - layout.payload,
-                         sequence: frame.loadBigEndian32(at: layout.tcp + 4), push: flags.contains(.psh))
+                         sequence: frame.loadBigEndian32(at: layout.transport + 4), push: flags.contains(.psh))
     }
 
     /// An open group `frame` continues, if any.

@@ -63,7 +63,7 @@ import Wire
         let count = try input.withUnsafeMutableBytes { frame in
             try output.withUnsafeMutableBytes { out in
                 try lengths.withUnsafeMutableBufferPointer { lengths in
-                    try TCPSegmentation.segment(frame, maximumSegmentSize: mss, into: out, slotSize: slotSize, lengths: lengths)
+                    try Segmentation.segment(frame, maximumSegmentSize: mss, into: out, slotSize: slotSize, lengths: lengths)
                 }
             }
         }
@@ -154,9 +154,9 @@ import Wire
     }
 
     @Test func segmentationRefusesWhatItCannotSplit() throws {
-        var udp = Self.frame(payload: Self.payload(100), sequence: 1)
-        udp[14 + 9] = 17
-        #expect(throws: OffloadError.notTCPv4) { _ = try Self.segment(udp, mss: 1000) }
+        var icmp = Self.frame(payload: Self.payload(100), sequence: 1)
+        icmp[14 + 9] = 1
+        #expect(throws: OffloadError.notTCPOrUDPv4) { _ = try Self.segment(icmp, mss: 1000) }
         #expect(throws: OffloadError.badSegmentSize) { _ = try Self.segment(Self.frame(payload: Self.payload(100), sequence: 1), mss: 0) }
         #expect(throws: OffloadError.outputTooSmall) { _ = try Self.segment(Self.frame(payload: Self.payload(65_000), sequence: 1), mss: 100) }
         let one = try Self.segment(Self.frame(payload: Self.payload(100), sequence: 1, flags: [.ack, .psh]), mss: 1398)
@@ -174,11 +174,11 @@ import Wire
             let slotSize = 128
             var headers = [UInt8](repeating: 0, count: 64 * slotSize)
             var payloads = [Range<Int>](repeating: 0..<0, count: 64)
-            let headerLength = try frame.withUnsafeMutableBytes { try TCPSegmentation.headerLength(of: $0) }
+            let headerLength = try frame.withUnsafeMutableBytes { try Segmentation.headerLength(of: $0) }
             let count = try frame.withUnsafeMutableBytes { frame in
                 try headers.withUnsafeMutableBytes { headers in
                     try payloads.withUnsafeMutableBufferPointer {
-                        try TCPSegmentation.segmentHeaders(frame, maximumSegmentSize: mss, into: headers, slotSize: slotSize, payloads: $0)
+                        try Segmentation.segmentHeaders(frame, maximumSegmentSize: mss, into: headers, slotSize: slotSize, payloads: $0)
                     }
                 }
             }
@@ -188,6 +188,42 @@ import Wire
                 #expect(gathered == copied[index], "size \(size), segment \(index)")
             }
         }
+    }
+
+    /// Software USO: a UDP super-frame (what a TAP with TUN_F_USO4 hands over for a socket using
+    /// UDP_SEGMENT) splits into datagrams of `gso_size` payload bytes, each with its own IP
+    /// length, incremented ID and complete checksums, payload in order; coalescing leaves UDP
+    /// alone.
+    @Test func udpSuperFramesSplitIntoWholeDatagrams() throws {
+        let data = Self.payload(5000)
+        var bytes = [UInt8](repeating: 0, count: 14 + 20 + 8 + data.count)
+        bytes.withUnsafeMutableBytes { buffer in
+            let ethernet = try! EthernetFrame.build(in: buffer, destination: .derived(from: Self.server), source: .derived(from: Self.client), etherType: .ipv4)
+            let ip = try! IPv4Packet.build(in: ethernet.payload, totalLength: 20 + 8 + data.count, protocol: .udp,
+                                           source: Self.client, destination: Self.server, identification: 7)
+            let udp = try! UDPDatagram.build(in: ip.payload, sourcePort: 5000, destinationPort: 443, payloadLength: data.count)
+            data.withUnsafeBytes { udp.payload.copyMemory(from: $0) }
+            udp.checksum = 0x1234  // a partial sum, as the kernel leaves it: must not be trusted
+        }
+        let datagrams = try Self.segment(bytes, mss: 1400)
+        #expect(datagrams.count == 4)
+        var received: [UInt8] = []
+        for (index, datagram) in datagrams.enumerated() {
+            var copy = datagram
+            try copy.withUnsafeMutableBytes { buffer in
+                let ip = try IPv4Packet(validating: try EthernetFrame(validating: buffer).payload)
+                let udp = try UDPDatagram(validating: ip.payload)
+                #expect(ip.isHeaderChecksumValid && ip.identification == 7 + UInt16(index))
+                #expect(udp.checksum != 0 && udp.isChecksumValid(source: ip.source, destination: ip.destination))
+                #expect(udp.sourcePort == 5000 && udp.destinationPort == 443)
+                #expect(udp.length == 8 + (index < 3 ? 1400 : 800) && ip.totalLength == 20 + udp.length)
+                received += Array(UnsafeRawBufferPointer(udp.payload))
+            }
+        }
+        #expect(received == data)
+        let passed = try Self.coalesce(datagrams)
+        #expect(passed.map(\.segments) == [1, 1, 1, 1])
+        #expect(passed.map(\.frame) == datagrams)
     }
 
     // MARK: coalescing

@@ -177,3 +177,62 @@ extension OverlayRootTests {
         }
     }
 }
+
+extension OverlayRootTests {
+    /// An application that sends with UDP_SEGMENT (as QUIC stacks do) hands the TAP one UDP
+    /// super-frame per call (USO); the engine splits it into whole datagrams that arrive
+    /// intact, in order, one per segment, at a remote endpoint.
+    @Test func udpSegmentationOffloadSplitsIntoWholeDatagrams() throws {
+        // Sender: 20 sendmsg calls of 10 segments of 1400 bytes each, every segment tagged
+        // with its number. Receiver: counts datagrams, checks size and content of each.
+        let script = """
+            import socket, sys
+            role, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+            def segment(n): return n.to_bytes(4, "big") * 350
+            if role == "receive":
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.bind((host, port))
+                s.settimeout(10)
+                print("listening", flush=True)
+                good = 0
+                for n in range(200):
+                    data = s.recv(65536)
+                    good += data == segment(n)
+                print("received", good, flush=True)
+            else:
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                s.setsockopt(socket.SOL_UDP, 103, 1400)  # UDP_SEGMENT
+                for call in range(20):
+                    s.sendto(b"".join(segment(call * 10 + i) for i in range(10)), (host, port))
+                print("sent", flush=True)
+            """
+        try withOverlayLab(nodes: 2) { overlay in
+            let (n1, n2) = (overlay.lab.nodes[0], overlay.lab.nodes[1])
+            let e1 = try overlay.lab.addNamespace(on: n1, suffix: "uso1")
+            let e2 = try overlay.lab.addNamespace(on: n2, suffix: "uso2")
+            let a1 = IPv4Address(10, 20, 0, 2), a2 = IPv4Address(10, 20, 0, 3)
+            let engine = try overlay.engine(on: n1)
+            try engine.apply(Topology(
+                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a1, namespace: e1.name)],
+                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a2, vtep: n2.underlayAddress)]))
+            try overlay.engine(on: n2).apply(Topology(
+                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a2, namespace: e2.name)],
+                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a1, vtep: n1.underlayAddress)]))
+            // Resolve the peer first, so that no datagram waits on ARP.
+            #expect(try overlay.run(["ping", "-c", "1", "-W", "2", "\(a2)"], in: e1).status == 0)
+            let before = try #require(engine.statistics().network("blue"))
+
+            let receiver = try NamespacedProcess(["python3", "-c", script, "receive", "\(a2)", "42001"], in: e2)
+            try #require(try receiver.readLine(timeoutSeconds: 20) == "listening")
+            let sender = try overlay.run(["python3", "-c", script, "send", "\(a2)", "42001"], in: e1)
+            #expect(sender.status == 0, "\(sender.output)")
+            let received = receiver.wait(timeoutSeconds: 20)
+            #expect(received.output.contains("received 200"), "\(received.output)")
+
+            let after = try #require(engine.statistics().network("blue"))
+            let frames = after.framesFromEndpoints - before.framesFromEndpoints
+            let datagrams = after.datagramsSent - before.datagramsSent
+            #expect(datagrams >= 200 && frames < 50, "USO not in effect: \(frames) frames from the endpoint, \(datagrams) datagrams sent")
+        }
+    }
+}

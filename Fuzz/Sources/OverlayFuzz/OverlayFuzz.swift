@@ -2,7 +2,7 @@
 // (known for one network, known for another, unknown) goes through Switch.fromWire, and a
 // frame from a local port goes through Switch.fromPort — including the in-place ARP rewrites.
 // With bit 6 of the selector set, the input is cut into frames that go through the software
-// GRO (TCPCoalescing) and TSO (TCPSegmentation) instead: every frame must come out in exactly
+// GRO (TCPCoalescing) and TSO (Segmentation) instead: every frame must come out in exactly
 // one result, whatever the bytes.
 // Any crash, out-of-bounds access (AddressSanitizer) or failed precondition is a finding;
 // every verdict, drops included, is an acceptable outcome.
@@ -65,7 +65,7 @@ func offloads(_ input: UnsafeMutableRawBufferPointer, segmentSize: Int) {
         precondition((0..<count).reduce(0) { $0 + results[$1].segments } == frames.count, "a frame lost or duplicated")
     }
     if let first = frames.first {
-        _ = try? TCPSegmentation.segment(first, maximumSegmentSize: segmentSize * 64 + 1, into: output, slotSize: 1 << 16, lengths: lengths)
+        _ = try? Segmentation.segment(first, maximumSegmentSize: segmentSize * 64 + 1, into: output, slotSize: 1 << 16, lengths: lengths)
     }
 }
 

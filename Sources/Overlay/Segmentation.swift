@@ -2,8 +2,8 @@ import Wire
 
 /// Why a frame could not be segmented or coalesced.
 public enum OffloadError: Error, Equatable, Sendable {
-    /// Not Ethernet + IPv4 (no options) + TCP, or a fragment.
-    case notTCPv4
+    /// Not Ethernet + IPv4 (no options) + TCP or UDP, or a fragment.
+    case notTCPOrUDPv4
     /// A header did not validate.
     case malformed(WireError)
     /// The segment size is zero, or there is no payload to split.
@@ -12,19 +12,21 @@ public enum OffloadError: Error, Equatable, Sendable {
     case outputTooSmall
 }
 
-/// Software TSO: splits one large TCP/IPv4 frame — what a TAP with `IFF_VNET_HDR` hands over
-/// for a `GSO_TCPV4` packet — into frames of at most `maximumSegmentSize` payload bytes, as a
-/// NIC would: the same headers on every segment, sequence numbers advanced, IP ID incremented,
-/// FIN and PSH only on the last segment, CWR only on the first, and every IPv4 and TCP
-/// checksum complete (the input's TCP checksum, often only a partial pseudo-header sum, is not
-/// trusted).
-public enum TCPSegmentation {
-    /// The header lengths of a TCP/IPv4 Ethernet frame, validated.
+/// Software TSO and USO: splits one large TCP/IPv4 or UDP/IPv4 frame — what a TAP with
+/// `IFF_VNET_HDR` hands over for a `GSO_TCPV4` or `GSO_UDP_L4` packet — into frames of at most
+/// `maximumSegmentSize` payload bytes, as a NIC would: the same headers on every segment, IP ID
+/// incremented, every IPv4 checksum complete; for TCP, sequence numbers advanced, FIN and PSH
+/// only on the last segment, CWR only on the first; for UDP, each datagram's own length. The
+/// input's transport checksum, often only a partial pseudo-header sum, is not trusted: each
+/// segment's is computed in full.
+public enum Segmentation {
+    /// The header offsets of a TCP/IPv4 or UDP/IPv4 Ethernet frame, validated.
     struct Headers {
         let ip: Int  // offset of the IPv4 header
-        let tcp: Int  // offset of the TCP header
+        let transport: Int  // offset of the TCP or UDP header
         let payload: Int  // offset of the payload
         let end: Int  // end of the IP packet (Ethernet padding excluded)
+        let isTCP: Bool
     }
 
     static func headers(_ frame: UnsafeMutableRawBufferPointer) throws(OffloadError) -> Headers {
@@ -32,17 +34,21 @@ public enum TCPSegmentation {
         // would allocate for every frame that is not TCP).
         let ethernet: EthernetFrame
         do { ethernet = try EthernetFrame(validating: frame) } catch { throw .malformed(error) }
-        guard ethernet.etherType == .ipv4 else { throw .notTCPv4 }
+        guard ethernet.etherType == .ipv4 else { throw .notTCPOrUDPv4 }
         let ip: IPv4Packet
         do { ip = try IPv4Packet(validating: ethernet.payload) } catch { throw .malformed(error) }
-        guard ip.protocol == .tcp, !ip.isFragment, ip.headerLength == IPv4Packet.minimumHeaderLength else {
-            throw .notTCPv4
+        guard ip.protocol == .tcp || ip.protocol == .udp, !ip.isFragment, ip.headerLength == IPv4Packet.minimumHeaderLength
+        else { throw .notTCPOrUDPv4 }
+        let ipStart = EthernetFrame.headerLength
+        let transportStart = ipStart + ip.headerLength
+        let end = ipStart + ip.totalLength
+        if ip.protocol == .udp {
+            guard transportStart + UDPDatagram.headerLength <= end else { throw .malformed(.invalid(.udp, .lengthField)) }
+            return Headers(ip: ipStart, transport: transportStart, payload: transportStart + UDPDatagram.headerLength, end: end, isTCP: false)
         }
         let tcp: TCPSegment
         do { tcp = try TCPSegment(validating: ip.payload) } catch { throw .malformed(error) }
-        let ipStart = EthernetFrame.headerLength
-        let tcpStart = ipStart + ip.headerLength
-        return Headers(ip: ipStart, tcp: tcpStart, payload: tcpStart + tcp.headerLength, end: ipStart + ip.totalLength)
+        return Headers(ip: ipStart, transport: transportStart, payload: transportStart + tcp.headerLength, end: end, isTCP: true)
     }
 
     /// Writes the segments of `frame` into consecutive slots of `output` (slot `k` starts at
@@ -87,7 +93,8 @@ public enum TCPSegmentation {
         return plan.count
     }
 
-    /// The bytes before the payload (Ethernet, IPv4 and TCP headers) in every segment of `frame`.
+    /// The bytes before the payload (Ethernet, IPv4 and TCP or UDP headers) in every segment of
+    /// `frame`.
     static func headerLength(of frame: UnsafeMutableRawBufferPointer) throws(OffloadError) -> Int {
         try headers(frame).payload
     }
@@ -110,9 +117,9 @@ public enum TCPSegmentation {
             self.frame = UnsafeRawBufferPointer(frame)
             self.maximumSegmentSize = maximumSegmentSize
             count = (payloadLength + maximumSegmentSize - 1) / maximumSegmentSize
-            baseSequence = frame.loadBigEndian32(at: layout.tcp + 4)
             baseIdentification = frame.loadBigEndian16(at: layout.ip + 4)
-            flags = TCPFlags(rawValue: frame[layout.tcp + 13])
+            baseSequence = layout.isTCP ? frame.loadBigEndian32(at: layout.transport + 4) : 0
+            flags = layout.isTCP ? TCPFlags(rawValue: frame[layout.transport + 13]) : []
         }
 
         /// Where segment `index`'s payload lies in the frame.
@@ -122,30 +129,40 @@ public enum TCPSegmentation {
         }
 
         /// Writes segment `index`'s headers (`layout.payload` bytes) as a NIC would, with the
-        /// TCP checksum summed over those headers and the payload in the frame.
+        /// transport checksum summed over those headers and the payload in the frame.
         func writeHeaders(ofSegment index: Int, into header: UnsafeMutableRawBufferPointer) {
             let payload = payload(of: index)
             header.copyMemory(from: UnsafeRawBufferPointer(rebasing: frame[0..<layout.payload]))
             let ip = header.slice(layout.ip, header.count)
-            let tcpLength = layout.payload - layout.tcp + payload.count
+            let transportLength = layout.payload - layout.transport + payload.count
             ip.storeBigEndian16(UInt16(layout.payload - layout.ip + payload.count), at: 2)
             ip.storeBigEndian16(baseIdentification &+ UInt16(truncatingIfNeeded: index), at: 4)
             ip.storeBigEndian16(0, at: 10)
-            ip.storeBigEndian16(InternetChecksum.of(UnsafeRawBufferPointer(ip.slice(0, layout.tcp - layout.ip))), at: 10)
+            ip.storeBigEndian16(InternetChecksum.of(UnsafeRawBufferPointer(ip.slice(0, layout.transport - layout.ip))), at: 10)
 
-            var segmentFlags = flags
-            if index != count - 1 { segmentFlags.subtract([.fin, .psh]) }
-            if index != 0 { segmentFlags.remove(.cwr) }
-            header.storeBigEndian32(baseSequence &+ UInt32(truncatingIfNeeded: index * maximumSegmentSize), at: layout.tcp + 4)
-            header[layout.tcp + 13] = segmentFlags.rawValue
-            let tcp = header.slice(layout.tcp, header.count)
-            tcp.storeBigEndian16(0, at: 16)
+            let transport = header.slice(layout.transport, header.count)
+            let checksumField: Int
+            if layout.isTCP {
+                var segmentFlags = flags
+                if index != count - 1 { segmentFlags.subtract([.fin, .psh]) }
+                if index != 0 { segmentFlags.remove(.cwr) }
+                transport.storeBigEndian32(baseSequence &+ UInt32(truncatingIfNeeded: index * maximumSegmentSize), at: 4)
+                transport[13] = segmentFlags.rawValue
+                checksumField = 16
+            } else {
+                transport.storeBigEndian16(UInt16(transportLength), at: 4)
+                checksumField = 6
+            }
+            transport.storeBigEndian16(0, at: checksumField)
             var sum = InternetChecksum.pseudoHeader(
-                source: ip.loadIPv4(at: 12), destination: ip.loadIPv4(at: 16), protocol: .tcp, length: tcpLength)
-            // The TCP header is a whole number of 32-bit words, so the two parts sum separately.
-            sum.add(UnsafeRawBufferPointer(tcp))
+                source: ip.loadIPv4(at: 12), destination: ip.loadIPv4(at: 16), protocol: layout.isTCP ? .tcp : .udp,
+                length: transportLength)
+            // Both headers are a whole number of 16-bit words, so the two parts sum separately.
+            sum.add(UnsafeRawBufferPointer(transport))
             sum.add(UnsafeRawBufferPointer(rebasing: frame[payload]))
-            tcp.storeBigEndian16(sum.value, at: 16)
+            // A UDP checksum of 0 means "none"; a computed 0 is sent as all ones (RFC 768).
+            let value = sum.value
+            transport.storeBigEndian16(!layout.isTCP && value == 0 ? 0xFFFF : value, at: checksumField)
         }
     }
 }
