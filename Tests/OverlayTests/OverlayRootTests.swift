@@ -47,6 +47,22 @@ final class OverlayLab {
         return try iperfBytesReceived(result.output)
     }
 
+    /// Two endpoints on network `blue`, 10.20.0.2 in a namespace on node 0 and 10.20.0.3 in one
+    /// on node 1, each engine told where the other lives.
+    func endpointPair(suffix: String) throws -> (e1: NetworkNamespace, e2: NetworkNamespace, a1: IPv4Address, a2: IPv4Address) {
+        let (n1, n2) = (lab.nodes[0], lab.nodes[1])
+        let e1 = try lab.addNamespace(on: n1, suffix: "\(suffix)1")
+        let e2 = try lab.addNamespace(on: n2, suffix: "\(suffix)2")
+        let a1 = IPv4Address(10, 20, 0, 2), a2 = IPv4Address(10, 20, 0, 3)
+        try engine(on: n1).apply(Topology(
+            networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a1, namespace: e1.name)],
+            remoteEndpoints: [RemoteEndpoint(network: "blue", address: a2, vtep: n2.underlayAddress)]))
+        try engine(on: n2).apply(Topology(
+            networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a2, namespace: e2.name)],
+            remoteEndpoints: [RemoteEndpoint(network: "blue", address: a1, vtep: n1.underlayAddress)]))
+        return (e1, e2, a1, a2)
+    }
+
     /// Gives `node` the Linux kernel's own vxlan device `vx0` on network `blue` with `address`,
     /// and static FDB and neighbour entries for `peers` (overlay address, VTEP): the
     /// interoperability peer, which sends plain MTU-sized datagrams, never UDP GSO.
@@ -89,16 +105,8 @@ struct OverlayRootTests {
     /// Two nodes, one endpoint each: ping both ways and a TCP transfer across the overlay.
     @Test func pingAndTCPAcrossTwoNodes() throws {
         try withOverlayLab(nodes: 2) { overlay in
-            let (n1, n2) = (overlay.lab.nodes[0], overlay.lab.nodes[1])
-            let e1 = try overlay.lab.addNamespace(on: n1, suffix: "web1")
-            let e2 = try overlay.lab.addNamespace(on: n2, suffix: "web2")
-            let a1 = IPv4Address(10, 20, 0, 2), a2 = IPv4Address(10, 20, 0, 3)
-            try overlay.engine(on: n1).apply(Topology(
-                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a1, namespace: e1.name)],
-                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a2, vtep: n2.underlayAddress)]))
-            try overlay.engine(on: n2).apply(Topology(
-                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a2, namespace: e2.name)],
-                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a1, vtep: n1.underlayAddress)]))
+            let n1 = overlay.lab.nodes[0]
+            let (e1, e2, a1, a2) = try overlay.endpointPair(suffix: "web")
 
             let there = try overlay.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", "\(a2)"], in: e1)
             #expect(there.status == 0, "\(there.output)")
@@ -207,16 +215,8 @@ extension OverlayRootTests {
     @Test func malformedDatagramsAreCountedAndForwardingContinues() throws {
         try withOverlayLab(nodes: 3) { overlay in
             let (n1, n2, attacker) = (overlay.lab.nodes[0], overlay.lab.nodes[1], overlay.lab.nodes[2])
-            let e1 = try overlay.lab.addNamespace(on: n1, suffix: "e1")
-            let e2 = try overlay.lab.addNamespace(on: n2, suffix: "e2")
-            let a1 = IPv4Address(10, 20, 0, 2), a2 = IPv4Address(10, 20, 0, 3)
+            let (e1, _, a1, a2) = try overlay.endpointPair(suffix: "e")
             let engine = try overlay.engine(on: n1)
-            try engine.apply(Topology(
-                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a1, namespace: e1.name)],
-                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a2, vtep: n2.underlayAddress)]))
-            try overlay.engine(on: n2).apply(Topology(
-                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a2, namespace: e2.name)],
-                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a1, vtep: n1.underlayAddress)]))
 
             let vxlan: [UInt8] = [0x08, 0, 0, 0, 0x00, 0x10, 0x01, 0]  // VNI 4097
             let innerHeader = MACAddress.derived(from: a1).bytes + MACAddress.derived(from: a2).bytes + [0x08, 0x00]

@@ -117,15 +117,7 @@ extension OverlayRootTests {
     @Test func bulkTransfersArriveIntactBothWays() throws {
         try withOverlayLab(nodes: 2) { overlay in
             let (n1, n2) = (overlay.lab.nodes[0], overlay.lab.nodes[1])
-            let e1 = try overlay.lab.addNamespace(on: n1, suffix: "bulk1")
-            let e2 = try overlay.lab.addNamespace(on: n2, suffix: "bulk2")
-            let a1 = IPv4Address(10, 20, 0, 2), a2 = IPv4Address(10, 20, 0, 3)
-            try overlay.engine(on: n1).apply(Topology(
-                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a1, namespace: e1.name)],
-                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a2, vtep: n2.underlayAddress)]))
-            try overlay.engine(on: n2).apply(Topology(
-                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a2, namespace: e2.name)],
-                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a1, vtep: n1.underlayAddress)]))
+            let (e1, e2, a1, a2) = try overlay.endpointPair(suffix: "bulk")
 
             try overlay.transfer(bytes: bulkTransferBytes, from: e1, to: e2, at: a2, port: 41001)
             try overlay.transfer(bytes: bulkTransferBytes, from: e2, to: e1, at: a1, port: 41002)
@@ -207,17 +199,9 @@ extension OverlayRootTests {
                 print("sent", flush=True)
             """
         try withOverlayLab(nodes: 2) { overlay in
-            let (n1, n2) = (overlay.lab.nodes[0], overlay.lab.nodes[1])
-            let e1 = try overlay.lab.addNamespace(on: n1, suffix: "uso1")
-            let e2 = try overlay.lab.addNamespace(on: n2, suffix: "uso2")
-            let a1 = IPv4Address(10, 20, 0, 2), a2 = IPv4Address(10, 20, 0, 3)
+            let n1 = overlay.lab.nodes[0]
+            let (e1, e2, _, a2) = try overlay.endpointPair(suffix: "uso")
             let engine = try overlay.engine(on: n1)
-            try engine.apply(Topology(
-                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a1, namespace: e1.name)],
-                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a2, vtep: n2.underlayAddress)]))
-            try overlay.engine(on: n2).apply(Topology(
-                networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a2, namespace: e2.name)],
-                remoteEndpoints: [RemoteEndpoint(network: "blue", address: a1, vtep: n1.underlayAddress)]))
             // Resolve the peer first, so that no datagram waits on ARP.
             #expect(try overlay.run(["ping", "-c", "1", "-W", "2", "\(a2)"], in: e1).status == 0)
             let before = try #require(engine.statistics().network("blue"))
