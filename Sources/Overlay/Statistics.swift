@@ -19,6 +19,20 @@ public struct NetworkStatistics: Codable, Sendable, Equatable {
     public var drops: [String: UInt64] = [:]
 
     public var totalDrops: UInt64 { drops.values.reduce(0, +) }
+
+    /// Adds every counter of `other` (the same network seen by another packet thread).
+    mutating func add(_ other: NetworkStatistics) {
+        framesFromEndpoints &+= other.framesFromEndpoints
+        bytesFromEndpoints &+= other.bytesFromEndpoints
+        framesToEndpoints &+= other.framesToEndpoints
+        bytesToEndpoints &+= other.bytesToEndpoints
+        datagramsReceived &+= other.datagramsReceived
+        bytesReceived &+= other.bytesReceived
+        datagramsSent &+= other.datagramsSent
+        bytesSent &+= other.bytesSent
+        arpAnswered &+= other.arpAnswered
+        drops.merge(other.drops, uniquingKeysWith: &+)
+    }
 }
 
 /// A snapshot of the engine's counters.
@@ -26,6 +40,28 @@ public struct OverlayStatistics: Codable, Sendable, Equatable {
     public var networks: [NetworkStatistics]
     /// Drops before any network could be named (short datagrams, bad flags, unknown VNIs).
     public var unattributedDrops: [String: UInt64]
+
+    public init(networks: [NetworkStatistics], unattributedDrops: [String: UInt64]) {
+        self.networks = networks
+        self.unattributedDrops = unattributedDrops
+    }
+
+    /// The sum of the snapshots of several packet threads, networks in the first one's order.
+    init(summing parts: [OverlayStatistics]) {
+        var networks: [NetworkStatistics] = []
+        var unattributed: [String: UInt64] = [:]
+        for part in parts {
+            for network in part.networks {
+                if let index = networks.firstIndex(where: { $0.name == network.name }) {
+                    networks[index].add(network)
+                } else {
+                    networks.append(network)
+                }
+            }
+            unattributed.merge(part.unattributedDrops, uniquingKeysWith: &+)
+        }
+        self.init(networks: networks, unattributedDrops: unattributed)
+    }
 
     /// The statistics of network `name`, if it exists.
     public func network(_ name: String) -> NetworkStatistics? { networks.first { $0.name == name } }

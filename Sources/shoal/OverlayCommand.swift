@@ -98,6 +98,13 @@ struct OverlayCommand: ParsableCommand {
         @Flag(help: "Take one datagram per receive slot instead of UDP GRO's coalesced buffers (to measure the difference).")
         var noUdpGro = false
 
+        @Option(help: "Packet threads: 1 for both directions, 2 for one per direction (the default with 2+ cores).")
+        var threads: Int = OverlayEngine.Configuration.defaultThreads
+
+        func validate() throws {
+            guard (1...2).contains(threads) else { throw ValidationError("--threads must be 1 or 2, not \(threads)") }
+        }
+
         func run() throws {
             try requireRoot()
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -106,7 +113,7 @@ struct OverlayCommand: ParsableCommand {
             let engine = try OverlayEngine(
                 configuration: .init(
                     underlayAddress: configuration.underlay, port: configuration.port, mtu: configuration.mtu,
-                    receiveOffload: !noUdpGro))
+                    receiveOffload: !noUdpGro, threads: threads))
             do { try engine.apply(configuration.topology) } catch {
                 throw ValidationError("\(config): \(error)")
             }

@@ -26,11 +26,14 @@ final class OverlayLab {
         try? lab.down()
     }
 
-    /// Starts an engine on `node` (underlay socket inside the node's namespace).
-    func engine(on node: Lab.Node, port: UInt16 = VXLANPacket.port) throws -> OverlayEngine {
+    /// Starts an engine on `node` (underlay socket inside the node's namespace), or returns the
+    /// one started before.
+    func engine(
+        on node: Lab.Node, port: UInt16 = VXLANPacket.port, threads: Int = OverlayEngine.Configuration.defaultThreads
+    ) throws -> OverlayEngine {
         if let engine = engines[node.name] { return engine }
         let engine = try OverlayEngine(
-            configuration: .init(underlayAddress: node.underlayAddress, port: port, namespace: node.namespace))
+            configuration: .init(underlayAddress: node.underlayAddress, port: port, namespace: node.namespace, threads: threads))
         engine.start()
         engines[node.name] = engine
         return engine

@@ -111,12 +111,15 @@ extension OverlayLab {
 }
 
 extension OverlayRootTests {
-    /// Two nodes, one endpoint each: hundreds of MB each way, then both ways at once, arrive
-    /// byte for byte (sha256 of what was sent equals that of what was received) through software
+    /// Two nodes, one endpoint each, one engine with a single packet thread and one with a
+    /// thread per direction: hundreds of MB each way, then both ways at once, arrive byte for byte (sha256 of what was sent equals that of what was received) through software
     /// TSO, UDP GSO/GRO and coalescing; no frame was malformed along the way.
     @Test func bulkTransfersArriveIntactBothWays() throws {
         try withOverlayLab(nodes: 2) { overlay in
             let (n1, n2) = (overlay.lab.nodes[0], overlay.lab.nodes[1])
+            // One packet thread on node 1, one per direction on node 2: both engine shapes.
+            _ = try overlay.engine(on: n1, threads: 1)
+            _ = try overlay.engine(on: n2, threads: 2)
             let (e1, e2, a1, a2) = try overlay.endpointPair(suffix: "bulk")
 
             try overlay.transfer(bytes: bulkTransferBytes, from: e1, to: e2, at: a2, port: 41001)
