@@ -6,6 +6,8 @@
 # Usage (root): bench/overlay.sh [SECONDS per run, default 5] [RUNS per figure, default 3]
 #   PATHS="kernel-vxlan shoal" bench/overlay.sh 5 1   measures only the paths named (quick runs
 #   while working on one of them; the committed table always comes from a run of all five).
+#   PROFILE=/tmp/shoal.perf PATHS=shoal bench/overlay.sh 10 1   also records `perf record -a -g`
+#   over the middle of the first single-stream TCP run of each path measured (perf report -i …).
 # Paths run one after another (they would fight over UDP 4789 and the CPUs otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,7 +81,14 @@ wanted() { [[ " $paths " == *" $1 "* ]]; }
 measure() {  # name client-ns server-ns server-ip
     echo "measuring $1 …" >&2
     run_in "$2" ping -c 3 -i 0.2 -W 2 "$4" >/dev/null || { echo "$1: no connectivity" >&2; return 1; }
+    local profiler=""
+    if [ -n "${PROFILE:-}" ]; then
+        command -v perf >/dev/null || apt-get install -y -qq linux-perf >/dev/null
+        ( sleep 1.5; perf record -a -g -o "$PROFILE.$1" -- sleep "$(( seconds > 4 ? seconds - 3 : 1 ))" >/dev/null 2>&1 ) &
+        profiler=$!
+    fi
     result[$1,tcp1]=$(iperf_tcp "$2" "$3" "$4" 1)
+    if [ -n "$profiler" ]; then wait "$profiler"; fi
     result[$1,tcp4]=$(iperf_tcp "$2" "$3" "$4" 4)
     result[$1,pps]=$(iperf_udp_pps "$2" "$3" "$4")
     result[$1,rtt]=$(ping_rtt "$2" "$4")
