@@ -32,6 +32,9 @@ public final class OverlayEngine: @unchecked Sendable {
         /// Whether the underlay socket takes UDP GRO: a sender's consecutive datagrams arrive
         /// in one buffer, up to 64 KiB per receive slot. Off only to measure or test without.
         public var receiveOffload: Bool
+        /// Whether segments of a super-frame leave in one `sendmsg` with UDP GSO (`UDP_SEGMENT`)
+        /// rather than as separate datagrams in a `sendmmsg` batch. Off only to measure.
+        public var sendOffload: Bool
         /// Packet threads: 1 serves both directions; 2 give the wire → endpoint direction (UDP
         /// receive, coalescing, TAP writes) and the endpoint → wire one (TAP reads,
         /// segmentation, UDP sends) a thread each, with no lock shared on the packet path.
@@ -44,8 +47,10 @@ public final class OverlayEngine: @unchecked Sendable {
 
         public init(
             underlayAddress: IPv4Address, port: UInt16 = VXLANPacket.port, namespace: NetworkNamespace? = nil,
-            mtu: Int = 1450, batchSize: Int = 64, receiveOffload: Bool = true, threads: Int = defaultThreads
+            mtu: Int = 1450, batchSize: Int = 64, receiveOffload: Bool = true, sendOffload: Bool = true,
+            threads: Int = defaultThreads
         ) {
+            self.sendOffload = sendOffload
             self.threads = threads
             self.underlayAddress = underlayAddress
             self.port = port

@@ -40,8 +40,9 @@ final class EngineWorker: @unchecked Sendable {
     private var cumulativeUnattributed: [String: UInt64] = [:]
     private var captureSession: CaptureSession?
     private var running = true
-    /// Send segmented super-frames with UDP_SEGMENT until the kernel refuses it once.
-    private var udpSegmentationOffload = true
+    /// Send segmented super-frames with UDP_SEGMENT (unless configured off) until the kernel
+    /// refuses it once.
+    private var udpSegmentationOffload: Bool
     private let buffers: PacketBuffers
 
     private static let wakeTag: UInt64 = .max
@@ -51,6 +52,7 @@ final class EngineWorker: @unchecked Sendable {
         self.roles = roles
         self.configuration = configuration
         self.socket = socket
+        udpSegmentationOffload = configuration.sendOffload
         pollDescriptor = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard pollDescriptor >= 0 else { throw HostNetError("epoll_create1", "overlay engine", errno: errno) }
         wakeDescriptor = shoal_eventfd()

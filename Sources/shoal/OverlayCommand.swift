@@ -98,6 +98,9 @@ struct OverlayCommand: ParsableCommand {
         @Flag(help: "Take one datagram per receive slot instead of UDP GRO's coalesced buffers (to measure the difference).")
         var noUdpGro = false
 
+        @Flag(help: "Send segments as separate datagrams (sendmmsg) instead of one UDP GSO call per super-frame (to measure the difference).")
+        var noUdpGso = false
+
         @Option(help: "Packet threads: 1 for both directions, 2 for one per direction (the default with 2+ cores).")
         var threads: Int = OverlayEngine.Configuration.defaultThreads
 
@@ -113,7 +116,7 @@ struct OverlayCommand: ParsableCommand {
             let engine = try OverlayEngine(
                 configuration: .init(
                     underlayAddress: configuration.underlay, port: configuration.port, mtu: configuration.mtu,
-                    receiveOffload: !noUdpGro, threads: threads))
+                    receiveOffload: !noUdpGro, sendOffload: !noUdpGso, threads: threads))
             do { try engine.apply(configuration.topology) } catch {
                 throw ValidationError("\(config): \(error)")
             }

@@ -29,11 +29,14 @@ final class OverlayLab {
     /// Starts an engine on `node` (underlay socket inside the node's namespace), or returns the
     /// one started before.
     func engine(
-        on node: Lab.Node, port: UInt16 = VXLANPacket.port, threads: Int = OverlayEngine.Configuration.defaultThreads
+        on node: Lab.Node, port: UInt16 = VXLANPacket.port, sendOffload: Bool = true,
+        threads: Int = OverlayEngine.Configuration.defaultThreads
     ) throws -> OverlayEngine {
         if let engine = engines[node.name] { return engine }
         let engine = try OverlayEngine(
-            configuration: .init(underlayAddress: node.underlayAddress, port: port, namespace: node.namespace, threads: threads))
+            configuration: .init(
+                underlayAddress: node.underlayAddress, port: port, namespace: node.namespace, sendOffload: sendOffload,
+                threads: threads))
         engine.start()
         engines[node.name] = engine
         return engine

@@ -138,8 +138,8 @@ extension OverlayRootTests {
         }
     }
 
-    /// Three nodes: two Shoal endpoints and the kernel's vxlan device, which sends plain
-    /// MTU-sized datagrams (no GSO). Shoal's node 1 takes bulk transfers from both at once, so
+    /// Three nodes: two Shoal endpoints (node 2 without UDP GSO) and the kernel's vxlan device,
+    /// which sends plain MTU-sized datagrams. Shoal's node 1 takes bulk transfers from both at once, so
     /// its receive batches mix GRO'd and single datagrams, then sends to both at once; every
     /// transfer arrives byte for byte.
     @Test func bulkTransfersMixedWithTheKernelVXLANDeviceArriveIntact() throws {
@@ -149,6 +149,9 @@ extension OverlayRootTests {
             let e2 = try overlay.lab.addNamespace(on: n2, suffix: "mix2")
             let a1 = IPv4Address(10, 20, 0, 2), a2 = IPv4Address(10, 20, 0, 3), kernelAddress = IPv4Address(10, 20, 0, 9)
             let engine = try overlay.engine(on: n1)
+            // Node 2 sends its segments as separate datagrams (the sendmmsg fallback for
+            // kernels without UDP GSO), so node 1 also receives uncoalesced Shoal traffic.
+            _ = try overlay.engine(on: n2, sendOffload: false)
             try engine.apply(Topology(
                 networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: a1, namespace: e1.name)],
                 remoteEndpoints: [RemoteEndpoint(network: "blue", address: a2, vtep: n2.underlayAddress),
