@@ -75,6 +75,11 @@ public final class OverlayEngine: @unchecked Sendable {
     public init(configuration: Configuration) throws {
         precondition((1...Int(SHOAL_MAX_BATCH)).contains(configuration.batchSize), "batch size out of range")
         precondition((1...2).contains(configuration.threads), "threads must be 1 or 2")
+        // A frame behind its VXLAN header must fit one send slot (the underlay MTU of 1500
+        // leaves room for 1450; jumbo underlays are not supported yet).
+        guard configuration.mtu >= 576, configuration.mtu <= PacketBuffers.maximumMTU else {
+            throw OverlayError.unsupportedMTU(configuration.mtu, maximum: PacketBuffers.maximumMTU)
+        }
         self.configuration = configuration
         socket = try UnderlaySocket(
             address: configuration.underlayAddress, port: configuration.port, in: configuration.namespace,
@@ -97,8 +102,10 @@ public final class OverlayEngine: @unchecked Sendable {
     /// Stops the threads and closes every endpoint. Safe to call more than once.
     public func stop() {
         guard started.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        workers.forEach { $0.stop() }
+        // Under the control lock: an apply() in flight finishes first, and none starts until
+        // the threads are gone, so a worker that refuses a command is one that has stopped.
         control.withLock { state in
+            workers.forEach { $0.stop() }
             state.ports.forEach { $0.close() }
             state.ports = []
         }
@@ -152,11 +159,12 @@ public final class OverlayEngine: @unchecked Sendable {
 
     /// A snapshot of every counter, summed over the packet threads.
     public func statistics() -> OverlayStatistics {
-        let running = started.load(ordering: .acquiring)
-        return OverlayStatistics(summing: workers.map { worker in
-            let reply = Reply<OverlayStatistics>()
-            return running && worker.submit(.snapshot(reply)) ? reply.wait() : worker.collectStatistics()
-        })
+        control.withLock { _ in
+            OverlayStatistics(summing: workers.map { worker in
+                let reply = Reply<OverlayStatistics>()
+                return worker.submit(.snapshot(reply)) ? reply.wait() : worker.collectStatistics()
+            })
+        }
     }
 
     /// Writes the frames of network `name` — decapsulated ones from the wire and those of its
@@ -182,13 +190,13 @@ public final class OverlayEngine: @unchecked Sendable {
             topology: topology, ports: ports.map(\.endpoint),
             maximumFrameLength: configuration.mtu + EthernetFrame.headerLength)
         let installation = Installation(tables: tables, descriptors: ports.map(\.descriptor), networks: networks)
-        let running = started.load(ordering: .acquiring)
         for worker in workers {
             let reply = Reply<Void>()
-            if running && worker.submit(.install(installation, reply)) {
+            if worker.submit(.install(installation, reply)) {
                 reply.wait()
             } else {
-                // Not running: install directly; nothing else touches worker state meanwhile.
+                // Not running (the caller holds the control lock, so not stopping either):
+                // install directly; nothing else touches the worker's state meanwhile.
                 worker.perform(.install(installation, reply))
             }
         }
@@ -198,10 +206,12 @@ public final class OverlayEngine: @unchecked Sendable {
 /// Why the engine refused a request.
 public enum OverlayError: Error, Equatable, CustomStringConvertible {
     case unknownNetwork(String)
+    case unsupportedMTU(Int, maximum: Int)
 
     public var description: String {
         switch self {
         case .unknownNetwork(let name): "no overlay network named '\(name)'"
+        case .unsupportedMTU(let mtu, let maximum): "overlay MTU \(mtu) is not supported: use 576 to \(maximum) (1450 on a 1500-byte underlay)"
         }
     }
 }

@@ -28,9 +28,11 @@ final class EngineWorker: @unchecked Sendable {
     private let logger = Logger(label: "shoal.overlay")
     private let pollDescriptor: Int32
     private let wakeDescriptor: Int32
-    private let commands = Mutex<[Command]>([])
+    /// Commands for the thread, and whether it takes any: set by ``start()``, cleared by
+    /// ``stop()`` in the same critical section that queues `.stop`, so that nothing is queued
+    /// behind it to wait for an answer that never comes.
+    private let commands = Mutex<(accepting: Bool, queue: [Command])>((false, []))
     private let stopped = DispatchSemaphore(value: 0)
-    private let started = Atomic<Bool>(false)
 
     // Thread state. `hot` is copied into a local once per wake-up.
     private var hot: HotPath
@@ -71,13 +73,18 @@ final class EngineWorker: @unchecked Sendable {
     deinit {
         stop()
         hot.deallocate()
+        buffers.deallocate()
         close(pollDescriptor)
         close(wakeDescriptor)
     }
 
-    /// Starts the thread. Calling it twice is a no-op.
+    /// Starts the thread. Calling it while it runs is a no-op.
     func start() {
-        guard !started.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let starting = commands.withLock { state in
+            defer { state.accepting = true }
+            return !state.accepting
+        }
+        guard starting else { return }
         let thread = Thread { [self] in
             run()
             stopped.signal()
@@ -88,19 +95,28 @@ final class EngineWorker: @unchecked Sendable {
 
     /// Stops the thread and waits for it. Safe to call more than once.
     func stop() {
-        guard started.exchange(false, ordering: .acquiringAndReleasing) else { return }
-        commands.withLock { $0.append(.stop) }
+        let stopping = commands.withLock { state in
+            guard state.accepting else { return false }
+            state.accepting = false
+            state.queue.append(.stop)
+            return true
+        }
+        guard stopping else { return }
         _ = shoal_eventfd_signal(wakeDescriptor)
         stopped.wait()
     }
 
-    /// Queues a command for the thread; false when the thread is not running.
+    /// Queues a command for the thread; false when the thread does not take commands (not
+    /// started, or stopping), and then the caller may act on the worker's state directly only
+    /// once ``stop()`` has returned.
     @discardableResult
     func submit(_ command: Command) -> Bool {
-        guard started.load(ordering: .acquiring) else { return false }
-        commands.withLock { $0.append(command) }
-        _ = shoal_eventfd_signal(wakeDescriptor)
-        return true
+        let queued = commands.withLock { state in
+            if state.accepting { state.queue.append(command) }
+            return state.accepting
+        }
+        if queued { _ = shoal_eventfd_signal(wakeDescriptor) }
+        return queued
     }
 
     // MARK: - Packet thread
@@ -111,6 +127,7 @@ final class EngineWorker: @unchecked Sendable {
         defer { events.deallocate() }
         logger.info("overlay packet thread running", metadata: [
             "vtep": "\(configuration.underlayAddress):\(configuration.port)", "roles": "\(roles)"])
+        running = true
         while running {
             let ready = epoll_wait(pollDescriptor, events, Int32(eventCapacity), -1)
             if ready < 0 {
@@ -134,7 +151,7 @@ final class EngineWorker: @unchecked Sendable {
             flush(path, pending: &pending)
             if woken {
                 _ = shoal_eventfd_drain(wakeDescriptor)
-                for command in commands.withLock({ queue in defer { queue.removeAll() }; return queue }) {
+                for command in commands.withLock({ state in defer { state.queue.removeAll() }; return state.queue }) {
                     perform(command)
                 }
             }
@@ -248,7 +265,8 @@ final class EngineWorker: @unchecked Sendable {
     }
 
     /// Reads up to one batch of frames from local port `port`. Each read is a virtio-net header
-    /// and a frame that may be a 64 KiB TCP super-frame, segmented here only if it leaves the node.
+    /// and a frame that may be a 64 KiB TCP or UDP super-frame, segmented here only if it leaves
+    /// the node.
     @inline(__always)
     private func receiveFromPort(_ port: Int, _ path: HotPath, pending: inout Int) {
         guard port < path.portCount else { return }
@@ -260,7 +278,7 @@ final class EngineWorker: @unchecked Sendable {
             let read = buffers.tapRead.slice(0, count)
             guard count > VirtioNetHeader.length,
                 let header = try? VirtioNetHeader(parsing: read, frameLength: count - VirtioNetHeader.length),
-                [.none, .tcpv4, .udpL4].contains(header.gsoType.base)
+                Self.isSupported(header.gsoType)
             else {
                 path.counters.drop(.malformedFrame, network: network)
                 continue
@@ -306,9 +324,9 @@ final class EngineWorker: @unchecked Sendable {
         }
     }
 
-    /// Software TSO: segments a super-frame and sends the segments. With UDP GSO (the default)
-    /// they are laid out back to back, each behind its VXLAN header, and leave in one `sendmsg`
-    /// per 64 KiB; without it they go into send slots for the next `sendmmsg`.
+    /// Software TSO/USO: segments a super-frame (TCP or UDP) and sends the segments: with UDP
+    /// GSO (the default) gathered into one `sendmsg` per 64 datagrams, else copied into send
+    /// slots for the next `sendmmsg`.
     @inline(__always)
     private func enqueueSegments(
         of frame: UnsafeMutableRawBufferPointer, segmentSize: Int, vtep: IPv4Address, vni: VNI, network: Int,
@@ -317,49 +335,10 @@ final class EngineWorker: @unchecked Sendable {
         if udpSegmentationOffload, let headerLength = try? Segmentation.headerLength(of: frame) {
             // Earlier datagrams of the same flow must not be overtaken.
             flush(path, pending: &pending)
-            // Each datagram is gathered from its own header slot (VXLAN header, then the
-            // segment's headers) and its payload where the TAP read left it: no payload copy.
-            let slotSize = buffers.segmentHeaderSlotSize
-            let datagramSize = VXLANPacket.headerLength + headerLength + segmentSize
-            guard datagramSize <= Int(UInt16.max), let segments = try? Segmentation.segmentHeaders(
-                frame, maximumSegmentSize: segmentSize,
-                into: buffers.segmentHeaders.slice(VXLANPacket.headerLength, buffers.segmentHeaders.count),
-                slotSize: slotSize, payloads: buffers.segmentPayloads)
-            else {
-                path.counters.drop(.malformedFrame, network: network)
+            if sendGathered(frame, headerLength: headerLength, segmentSize: segmentSize, vtep: vtep, vni: vni, network: network, path) {
                 return
             }
-            let vectors = buffers.segmentVectors
-            for index in 0..<segments {
-                let slot = buffers.segmentHeaders.slice(index * slotSize, index * slotSize + VXLANPacket.headerLength + headerLength)
-                _ = try? VXLANPacket.build(in: slot.slice(0, VXLANPacket.headerLength), vni: vni)
-                let payload = buffers.segmentPayloads[index]
-                vectors[2 * index] = iovec(iov_base: slot.baseAddress, iov_len: slot.count)
-                vectors[2 * index + 1] = iovec(iov_base: frame.baseAddress! + payload.lowerBound, iov_len: payload.count)
-            }
-            // One sendmsg carries at most 64 datagrams and 64 KiB of UDP payload.
-            let perSend = max(1, min(64, 65000 / datagramSize))
-            var first = 0
-            while first < segments {
-                let last = min(first + perSend, segments) - 1
-                let length = (last - first) * datagramSize + VXLANPacket.headerLength + headerLength
-                    + buffers.segmentPayloads[last].count
-                let sent = socket.sendSegmented(
-                    vectors + 2 * first, count: 2 * (last - first + 1), to: vtep, port: configuration.port, segmentSize: datagramSize)
-                if sent == length {
-                    path.counters.add(.datagramsSent, network: network, last - first + 1)
-                    path.counters.add(.bytesSent, network: network, length)
-                } else {
-                    for _ in first...last { path.counters.drop(.sendFailed, network: network) }
-                    if sent == -Int(EIO) || sent == -Int(EINVAL) || sent == -Int(ENOPROTOOPT) {
-                        // This kernel or device cannot: segment into datagrams from now on.
-                        udpSegmentationOffload = false
-                        logger.warning("UDP GSO refused; sending segments one datagram each", metadata: ["errno": "\(-sent)"])
-                    }
-                }
-                first = last + 1
-            }
-            return
+            // Refused before anything left: this frame, and every later one, takes the copy path.
         }
         // At most this many segments: every one carries at least one payload byte of the frame.
         let most = (frame.count + segmentSize - 1) / segmentSize
@@ -378,6 +357,60 @@ final class EngineWorker: @unchecked Sendable {
         }
     }
 
+    /// Sends the segments of `frame` with UDP GSO, each datagram gathered from its own header
+    /// slot (VXLAN header, then the segment's headers) and its payload where the TAP read left
+    /// it: no payload copy. False only when the kernel refused UDP GSO before any segment left
+    /// (UDP GSO is then off for good); every other outcome is sent or counted.
+    @inline(__always)
+    private func sendGathered(
+        _ frame: UnsafeMutableRawBufferPointer, headerLength: Int, segmentSize: Int, vtep: IPv4Address, vni: VNI,
+        network: Int, _ path: HotPath
+    ) -> Bool {
+        let slotSize = buffers.segmentHeaderSlotSize
+        let datagramSize = VXLANPacket.headerLength + headerLength + segmentSize
+        guard datagramSize <= Int(UInt16.max), let segments = try? Segmentation.segmentHeaders(
+            frame, maximumSegmentSize: segmentSize,
+            into: buffers.segmentHeaders.slice(VXLANPacket.headerLength, buffers.segmentHeaders.count),
+            slotSize: slotSize, payloads: buffers.segmentPayloads)
+        else {
+            path.counters.drop(.malformedFrame, network: network)
+            return true
+        }
+        let vectors = buffers.segmentVectors
+        for index in 0..<segments {
+            let slot = buffers.segmentHeaders.slice(index * slotSize, index * slotSize + VXLANPacket.headerLength + headerLength)
+            _ = try? VXLANPacket.build(in: slot.slice(0, VXLANPacket.headerLength), vni: vni)
+            let payload = buffers.segmentPayloads[index]
+            vectors[2 * index] = iovec(iov_base: slot.baseAddress, iov_len: slot.count)
+            vectors[2 * index + 1] = iovec(iov_base: frame.baseAddress! + payload.lowerBound, iov_len: payload.count)
+        }
+        // One sendmsg carries at most 64 datagrams and 64 KiB of UDP payload.
+        let perSend = max(1, min(64, 65000 / datagramSize))
+        var first = 0
+        while first < segments {
+            let last = min(first + perSend, segments) - 1
+            let length = (last - first) * datagramSize + VXLANPacket.headerLength + headerLength
+                + buffers.segmentPayloads[last].count
+            let sent = socket.sendSegmented(
+                vectors + 2 * first, count: 2 * (last - first + 1), to: vtep, port: configuration.port, segmentSize: datagramSize)
+            if sent == length {
+                path.counters.add(.datagramsSent, network: network, last - first + 1)
+                path.counters.add(.bytesSent, network: network, length)
+            } else if sent == -Int(EIO) || sent == -Int(EINVAL) || sent == -Int(ENOPROTOOPT) {
+                // This kernel or device cannot: segment into separate datagrams from now on.
+                udpSegmentationOffload = false
+                logger.warning("UDP GSO refused; sending segments one datagram each", metadata: ["errno": "\(-sent)"])
+                if first == 0 { return false }
+                for _ in first..<segments { path.counters.drop(.sendFailed, network: network) }
+                return true
+            } else {
+                for _ in first...last { path.counters.drop(.sendFailed, network: network) }
+            }
+            first = last + 1
+        }
+        return true
+    }
+
     /// Writes the VXLAN header of send slot `slot` and queues `length` frame bytes behind it.
     @inline(__always)
     private func enqueue(slot index: Int, length: Int, vtep: IPv4Address, vni: VNI, network: Int) {
@@ -389,6 +422,15 @@ final class EngineWorker: @unchecked Sendable {
         datagram.pointee.address = vtep.rawValue
         datagram.pointee.port = configuration.port
         datagram.pointee.flags = UInt16(truncatingIfNeeded: network)
+    }
+
+    /// The GSO types the TAP's offloads let the kernel hand over: none, TCPv4 and UDP (USO).
+    @inline(__always)
+    private static func isSupported(_ type: VirtioNetHeader.GSOType) -> Bool {
+        switch type.base {
+        case .none, .tcpv4, .udpL4: true
+        default: false
+        }
     }
 
     /// Finishes a partial checksum the kernel left for the device (`NEEDS_CSUM`): nobody else

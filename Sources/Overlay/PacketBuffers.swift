@@ -27,15 +27,20 @@ struct HotPath {
     }
 }
 
-/// Preallocated buffers: one receive batch of datagrams, the send slots (enough for a batch of
-/// segmented super-frames), one TAP read, and the software-GRO output. Nothing on the packet
-/// path allocates.
+/// Preallocated buffers: one receive batch of datagrams, the send slots for a `sendmmsg` batch,
+/// one TAP read, the header slots and gather vectors of one segmented super-frame, and the
+/// software-GRO output. Nothing on the packet path allocates.
 struct PacketBuffers {
+    /// The largest overlay MTU whose frames, behind a VXLAN header, fit a send slot.
+    static let maximumMTU = 2048 - VXLANPacket.headerLength - EthernetFrame.headerLength
+
     let batchSize: Int
     let slotSize: Int
-    /// Send slots: a segmented 64 KiB super-frame takes up to 47 of them at MSS 1398.
+    /// Send slots for the `sendmmsg` path: a segmented 64 KiB super-frame takes 47 of them at
+    /// MSS 1398; one that needs more than all of them (an MSS under 260) is dropped and counted
+    /// there, which only a kernel without UDP GSO ever reaches.
     let sendCapacity = 2 * Int(SHOAL_MAX_BATCH)
-    /// A send slot holds one VXLAN header and one MTU-sized frame.
+    /// A send slot holds one VXLAN header and one MTU-sized frame (see ``maximumMTU``).
     let sendSlotSize = 2048
     let receive: UnsafeMutablePointer<shoal_datagram>
     let send: UnsafeMutablePointer<shoal_datagram>
@@ -51,8 +56,9 @@ struct PacketBuffers {
     let gatherFrames: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
     let coalesced: UnsafeMutableRawBufferPointer
     let coalescedResults: UnsafeMutableBufferPointer<CoalescedFrame>
-    /// The most segments one super-frame can make: 64 KiB at Linux's smallest MSS (88).
-    let segmentCapacity = 768
+    /// The most segments one super-frame can make: 64 KiB at the smallest MSS a Linux peer may
+    /// impose (`tcp_min_snd_mss`, 48).
+    let segmentCapacity = 1400
     /// Per segment of one super-frame sent with UDP GSO: a slot for its VXLAN header and its
     /// Ethernet/IPv4/TCP headers (at most 8 + 14 + 20 + 60 bytes), where its payload lies in
     /// the TAP read, and the two gather vectors of its datagram.
@@ -61,11 +67,12 @@ struct PacketBuffers {
     let segmentPayloads: UnsafeMutableBufferPointer<Range<Int>>
     let segmentVectors: UnsafeMutablePointer<iovec>
     private let sendSlots: UnsafeMutableRawPointer
+    private let receiveSlots: UnsafeMutableRawPointer
 
     init(batchSize: Int, slotSize: Int) {
         self.batchSize = batchSize
         self.slotSize = slotSize
-        let receiveSlots = UnsafeMutableRawPointer.allocate(byteCount: batchSize * slotSize, alignment: 64)
+        receiveSlots = .allocate(byteCount: batchSize * slotSize, alignment: 64)
         sendSlots = .allocate(byteCount: sendCapacity * sendSlotSize, alignment: 64)
         receive = .allocate(capacity: batchSize)
         send = .allocate(capacity: sendCapacity)
@@ -89,6 +96,24 @@ struct PacketBuffers {
         segmentPayloads = .allocate(capacity: segmentCapacity)
         segmentPayloads.initialize(repeating: 0..<0)
         segmentVectors = .allocate(capacity: 2 * segmentCapacity)
+    }
+
+    /// Frees everything; the worker's thread has stopped.
+    func deallocate() {
+        receiveSlots.deallocate()
+        sendSlots.deallocate()
+        receive.deallocate()
+        send.deallocate()
+        tapRead.deallocate()
+        segmentLengths.deallocate()
+        deliveryFrames.deallocate()
+        deliveryPorts.deallocate()
+        gatherFrames.deallocate()
+        coalesced.deallocate()
+        coalescedResults.deallocate()
+        segmentHeaders.deallocate()
+        segmentPayloads.deallocate()
+        segmentVectors.deallocate()
     }
 
     /// Send slot `index`: a VXLAN header's room, then the frame.

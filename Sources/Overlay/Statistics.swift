@@ -103,8 +103,8 @@ public struct OverlayStatistics: Codable, Sendable, Equatable {
     }
 }
 
-/// The engine's live counters: plain integers written only by the engine thread (no atomics
-/// on the hot path); other threads get copies through the engine's command queue.
+/// One packet thread's live counters: plain integers written only by that thread (no atomics
+/// on the hot path); other threads get copies through its command queue.
 struct Counters {
     enum Kind: Int, CaseIterable {
         case framesFromEndpoints, bytesFromEndpoints, framesToEndpoints, bytesToEndpoints

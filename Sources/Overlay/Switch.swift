@@ -73,8 +73,9 @@ public struct Switch {
 
     // MARK: - From a local port
 
-    /// Decides for a frame read from local port `port`. A `superFrame` (a TCP segmentation
-    /// offload frame from the TAP, to be segmented before it leaves) may exceed the MTU.
+    /// Decides for a frame read from local port `port`. A `superFrame` (a TCP or UDP
+    /// segmentation offload frame from the TAP, to be segmented before it leaves) may exceed the
+    /// MTU.
     public func fromPort(_ port: Int, frame bytes: UnsafeMutableRawBufferPointer, superFrame: Bool = false) -> Verdict {
         let source = ports[port]
         let network = networks[source.networkIndex]

@@ -75,8 +75,8 @@ public struct InternetChecksum: Sendable {
             offset += 64
         }
         end = offset
-        // Each lane is below 2^34 times the steps taken, so nothing wrapped for any buffer under
-        // 2^30 bytes (a packet is at most 64 KiB). Adding the 32-bit halves of the last two lanes
+        // Each lane is below 2^35 times the steps taken, so nothing wrapped for any buffer under
+        // 2^32 bytes (a packet is at most 64 KiB). Adding the 32-bit halves of the last two lanes
         // is exact in one's-complement arithmetic: 2^32 ≡ 1 (mod 2^16 − 1).
         let lanes = ((a0 &+ a1) &+ (a2 &+ a3)) &+ ((b0 &+ b1) &+ (b2 &+ b3))
         let low = UInt64(UInt32(truncatingIfNeeded: lanes[0])) &+ UInt64(UInt32(truncatingIfNeeded: lanes[1]))

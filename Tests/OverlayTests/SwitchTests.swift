@@ -189,3 +189,10 @@ func withBuffer<T>(_ bytes: [UInt8], _ body: (UnsafeMutableRawBufferPointer) thr
     var copy = bytes
     return try copy.withUnsafeMutableBytes { try body($0) }
 }
+
+/// An overlay MTU whose frames cannot fit a send slot is refused with a clear error before
+/// anything is bound, rather than overrunning a buffer later.
+@Test func engineRefusesAnMTUItCannotCarry() throws {
+    let configuration = OverlayEngine.Configuration(underlayAddress: IPv4Address(192, 0, 2, 11), mtu: 8950)
+    #expect(throws: OverlayError.unsupportedMTU(8950, maximum: 2026)) { _ = try OverlayEngine(configuration: configuration) }
+}
