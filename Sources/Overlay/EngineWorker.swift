@@ -332,10 +332,10 @@ final class EngineWorker: @unchecked Sendable {
         of frame: UnsafeMutableRawBufferPointer, segmentSize: Int, vtep: IPv4Address, vni: VNI, network: Int,
         _ path: HotPath, _ pending: inout Int
     ) {
-        if udpSegmentationOffload, let headerLength = try? Segmentation.headerLength(of: frame) {
+        if udpSegmentationOffload {
             // Earlier datagrams of the same flow must not be overtaken.
             flush(path, pending: &pending)
-            if sendGathered(frame, headerLength: headerLength, segmentSize: segmentSize, vtep: vtep, vni: vni, network: network, path) {
+            if sendGathered(frame, segmentSize: segmentSize, vtep: vtep, vni: vni, network: network, path) {
                 return
             }
             // Refused before anything left: this frame, and every later one, takes the copy path.
@@ -363,19 +363,20 @@ final class EngineWorker: @unchecked Sendable {
     /// (UDP GSO is then off for good); every other outcome is sent or counted.
     @inline(__always)
     private func sendGathered(
-        _ frame: UnsafeMutableRawBufferPointer, headerLength: Int, segmentSize: Int, vtep: IPv4Address, vni: VNI,
-        network: Int, _ path: HotPath
+        _ frame: UnsafeMutableRawBufferPointer, segmentSize: Int, vtep: IPv4Address, vni: VNI, network: Int,
+        _ path: HotPath
     ) -> Bool {
         let slotSize = buffers.segmentHeaderSlotSize
-        let datagramSize = VXLANPacket.headerLength + headerLength + segmentSize
-        guard datagramSize <= Int(UInt16.max), let segments = try? Segmentation.segmentHeaders(
+        guard let (segments, headerLength) = try? Segmentation.segmentHeaders(
             frame, maximumSegmentSize: segmentSize,
             into: buffers.segmentHeaders.slice(VXLANPacket.headerLength, buffers.segmentHeaders.count),
-            slotSize: slotSize, payloads: buffers.segmentPayloads)
+            slotSize: slotSize, payloads: buffers.segmentPayloads),
+            VXLANPacket.headerLength + headerLength + segmentSize <= Int(UInt16.max)
         else {
             path.counters.drop(.malformedFrame, network: network)
             return true
         }
+        let datagramSize = VXLANPacket.headerLength + headerLength + segmentSize
         let vectors = buffers.segmentVectors
         for index in 0..<segments {
             let slot = buffers.segmentHeaders.slice(index * slotSize, index * slotSize + VXLANPacket.headerLength + headerLength)

@@ -74,14 +74,15 @@ public enum Segmentation {
     }
 
     /// Segments `frame` without copying its payload: writes the headers of segment `k` into
-    /// `headers` at `k * slotSize` (``headerLength(of:)`` bytes each, checksums complete over the
-    /// payload left where it is), stores the byte range of its payload within `frame` in
-    /// `payloads[k]`, and returns how many segments there are. The segments go out as
-    /// gathered buffers (header, payload) with no copy of the payload in userspace.
+    /// `headers` at `k * slotSize` (`headerLength` bytes each: Ethernet, IPv4 and TCP or UDP;
+    /// checksums complete over the payload left where it is), stores the byte range of its
+    /// payload within `frame` in `payloads[k]`, and returns how many segments there are and
+    /// their header length. The segments go out as gathered buffers (header, payload) with no
+    /// copy of the payload in userspace.
     public static func segmentHeaders(
         _ frame: UnsafeMutableRawBufferPointer, maximumSegmentSize: Int, into headers: UnsafeMutableRawBufferPointer,
         slotSize: Int, payloads: UnsafeMutableBufferPointer<Range<Int>>
-    ) throws(OffloadError) -> Int {
+    ) throws(OffloadError) -> (count: Int, headerLength: Int) {
         let plan = try Plan(frame, maximumSegmentSize: maximumSegmentSize)
         guard plan.count <= payloads.count, plan.layout.payload <= slotSize, plan.count * slotSize <= headers.count else {
             throw .outputTooSmall
@@ -90,13 +91,7 @@ public enum Segmentation {
             plan.writeHeaders(ofSegment: index, into: headers.slice(index * slotSize, index * slotSize + plan.layout.payload))
             payloads[index] = plan.payload(of: index)
         }
-        return plan.count
-    }
-
-    /// The bytes before the payload (Ethernet, IPv4 and TCP or UDP headers) in every segment of
-    /// `frame`.
-    static func headerLength(of frame: UnsafeMutableRawBufferPointer) throws(OffloadError) -> Int {
-        try headers(frame).payload
+        return (plan.count, plan.layout.payload)
     }
 
     /// How one super-frame splits: shared by the copying and the gathering segmenter.

@@ -22,15 +22,7 @@ public struct NetworkStatistics: Codable, Sendable, Equatable {
 
     /// Adds every counter of `other` (the same network seen by another packet thread).
     mutating func add(_ other: NetworkStatistics) {
-        framesFromEndpoints &+= other.framesFromEndpoints
-        bytesFromEndpoints &+= other.bytesFromEndpoints
-        framesToEndpoints &+= other.framesToEndpoints
-        bytesToEndpoints &+= other.bytesToEndpoints
-        datagramsReceived &+= other.datagramsReceived
-        bytesReceived &+= other.bytesReceived
-        datagramsSent &+= other.datagramsSent
-        bytesSent &+= other.bytesSent
-        arpAnswered &+= other.arpAnswered
+        for kind in Counters.Kind.allCases { self[keyPath: kind.field] &+= other[keyPath: kind.field] }
         drops.merge(other.drops, uniquingKeysWith: &+)
     }
 }
@@ -109,6 +101,21 @@ struct Counters {
     enum Kind: Int, CaseIterable {
         case framesFromEndpoints, bytesFromEndpoints, framesToEndpoints, bytesToEndpoints
         case datagramsReceived, bytesReceived, datagramsSent, bytesSent, arpAnswered
+
+        /// The field of ``NetworkStatistics`` this counter adds up to.
+        var field: WritableKeyPath<NetworkStatistics, UInt64> {
+            switch self {
+            case .framesFromEndpoints: \.framesFromEndpoints
+            case .bytesFromEndpoints: \.bytesFromEndpoints
+            case .framesToEndpoints: \.framesToEndpoints
+            case .bytesToEndpoints: \.bytesToEndpoints
+            case .datagramsReceived: \.datagramsReceived
+            case .bytesReceived: \.bytesReceived
+            case .datagramsSent: \.datagramsSent
+            case .bytesSent: \.bytesSent
+            case .arpAnswered: \.arpAnswered
+            }
+        }
     }
 
     static let stride = Kind.allCases.count + DropReason.allCases.count
@@ -144,15 +151,7 @@ struct Counters {
 
     /// Adds this row's counters to `statistics`.
     func accumulate(row: Int, into statistics: inout NetworkStatistics) {
-        statistics.framesFromEndpoints &+= value(.framesFromEndpoints, network: row)
-        statistics.bytesFromEndpoints &+= value(.bytesFromEndpoints, network: row)
-        statistics.framesToEndpoints &+= value(.framesToEndpoints, network: row)
-        statistics.bytesToEndpoints &+= value(.bytesToEndpoints, network: row)
-        statistics.datagramsReceived &+= value(.datagramsReceived, network: row)
-        statistics.bytesReceived &+= value(.bytesReceived, network: row)
-        statistics.datagramsSent &+= value(.datagramsSent, network: row)
-        statistics.bytesSent &+= value(.bytesSent, network: row)
-        statistics.arpAnswered &+= value(.arpAnswered, network: row)
+        for kind in Kind.allCases { statistics[keyPath: kind.field] &+= value(kind, network: row) }
         accumulateDrops(row: row, into: &statistics.drops)
     }
 

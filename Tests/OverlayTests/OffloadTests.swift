@@ -174,8 +174,7 @@ import Wire
             let slotSize = 128
             var headers = [UInt8](repeating: 0, count: 64 * slotSize)
             var payloads = [Range<Int>](repeating: 0..<0, count: 64)
-            let headerLength = try frame.withUnsafeMutableBytes { try Segmentation.headerLength(of: $0) }
-            let count = try frame.withUnsafeMutableBytes { frame in
+            let (count, headerLength) = try frame.withUnsafeMutableBytes { frame in
                 try headers.withUnsafeMutableBytes { headers in
                     try payloads.withUnsafeMutableBufferPointer {
                         try Segmentation.segmentHeaders(frame, maximumSegmentSize: mss, into: headers, slotSize: slotSize, payloads: $0)
