@@ -32,7 +32,7 @@ demo: release
 	.build/release/shoal lab demo
 
 unit-test: deps
-	$(SWIFT) build --build-tests
+	$(SWIFT) build --build-tests --explicit-target-dependency-import-check error
 	$(SWIFT) test
 
 test: unit-test

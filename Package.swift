@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Overlay", targets: ["Overlay"]),
         .library(name: "ServiceDNS", targets: ["ServiceDNS"]),
         .library(name: "Raft", targets: ["Raft"]),
+        .library(name: "RaftHost", targets: ["RaftHost"]),
         .library(name: "Gossip", targets: ["Gossip"]),
     ],
     dependencies: [
@@ -55,30 +56,38 @@ let package = Package(
         // What the protocol engines share below them: replayable randomness, a virtual-time event
         // queue for simulators, bounded big-endian encoding. No I/O.
         .target(name: "EngineKit"),
+        // The one length-prefixed stream framing (gossip's TCP, Raft's 2377): NIOExtras' codec
+        // plus a limit checked on the prefix and drop counters.
+        .target(
+            name: "Framing",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOExtras", package: "swift-nio-extras")]),
         .target(
             name: "Gossip",
             dependencies: [
-                "EngineKit", .product(name: "Crypto", package: "swift-crypto"),
+                "EngineKit", "Framing", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
         // The deterministic simulator that drives Gossip's real engine (tests, `make soak`, bench).
         .target(name: "GossipSimulation", dependencies: ["Gossip", "EngineKit"]),
         .target(name: "Raft", dependencies: ["EngineKit"]),
-        // The deterministic simulator that drives Raft's real core (tests, `make soak`).
-        .target(name: "RaftSimulation", dependencies: ["Raft", "EngineKit"]),
-        // A Raft member as a process: the core over the WAL, TCP transport on 2377 (SwiftNIO).
+        // The deterministic simulator that drives Raft's real core through the real host driver
+        // (tests, `make soak`).
+        .target(name: "RaftSimulation", dependencies: ["Raft", "RaftHost", "EngineKit"]),
+        // A Raft member as a process: the core over the write-ahead log and snapshot files
+        // (HostNet's durable files), TCP transport on 2377 (SwiftNIO).
         .target(
             name: "RaftHost",
             dependencies: [
-                "Raft", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"), .product(name: "Logging", package: "swift-log"),
+                "Raft", "EngineKit", "Framing", "HostNet", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
         .target(name: "ControlPlane", dependencies: ["Raft"]),
         .target(
             name: "Agent",
             dependencies: [
-                "Wire", "HostNet", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Raft", "ControlPlane",
+                // Never ControlPlane: the agent reaches the managers through the API only.
+                "HostNet", "Overlay", "IngressLB", "ServiceDNS", "Gossip",
             ]),
         .target(
             name: "Lab",
@@ -89,8 +98,8 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "Wire", "HostNet", "Lab", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "GossipSimulation", "Raft", "RaftSimulation", "RaftHost",
-                "ControlPlane", "Agent",
+                "Wire", "HostNet", "Lab", "Overlay", "ServiceDNS", "EngineKit", "Gossip", "GossipSimulation", "Raft",
+                "RaftSimulation", "RaftHost",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -109,7 +118,14 @@ let package = Package(
         .testTarget(
             name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"], exclude: ["Fixtures"]),
         .testTarget(name: "GossipTests", dependencies: ["Gossip", "GossipSimulation", "EngineKit"]),
-        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftSimulation", "EngineKit"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftHost", "RaftSimulation"]),
+        .testTarget(name: "RaftHostTests", dependencies: ["RaftHost", "Raft"]),
+        .testTarget(name: "EngineKitTests", dependencies: ["EngineKit"]),
+        .testTarget(
+            name: "FramingTests",
+            dependencies: [
+                "Framing", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
         .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent"]),
     ]

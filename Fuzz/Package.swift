@@ -19,7 +19,7 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(
             name: "RaftFuzz",
-            dependencies: ["FuzzDriver", .product(name: "Raft", package: "Shoal")],
+            dependencies: ["FuzzDriver", .product(name: "Raft", package: "Shoal"), .product(name: "RaftHost", package: "Shoal")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(
             name: "GossipFuzz",

@@ -3,6 +3,7 @@
 // engine touches happens on that loop; other threads reach it through `run`.
 
 import Foundation
+import Framing
 import Logging
 import NIOCore
 import NIOPosix
@@ -37,6 +38,7 @@ public final class GossipServer: @unchecked Sendable {
     private var replayFilter = ReplayFilter()
     private var counter: UInt64 = 0
     private var drops = GossipDrops()
+    private let frameDrops = FrameDropCounters()
     private var udp: Channel?
     private var tcp: Channel?
     private var timer: Scheduled<Void>?
@@ -74,8 +76,8 @@ public final class GossipServer: @unchecked Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ByteToMessageHandler(FrameDecoder(limit: Self.maximumFrameBytes, server: self)))
+                    try LengthPrefixedFraming.add(
+                        to: channel.pipeline.syncOperations, limit: Self.maximumFrameBytes, counters: self.frameDrops)
                     try channel.pipeline.syncOperations.addHandler(StreamHandler(server: self))
                 }
             }
@@ -105,7 +107,14 @@ public final class GossipServer: @unchecked Sendable {
     }
 
     /// Drop counters.
-    public func dropCounters() -> EventLoopFuture<GossipDrops> { loop.submit { self.drops } }
+    public func dropCounters() -> EventLoopFuture<GossipDrops> {
+        loop.submit {
+            var drops = self.drops
+            drops.oversizedFrames = self.frameDrops.oversized
+            drops.truncatedFrames = self.frameDrops.truncated
+            return drops
+        }
+    }
 
     /// Events with a sequence number above `sequence`, oldest first (an ordered change stream
     /// for pollers; the log keeps the last `eventLogLimit`).
@@ -164,16 +173,6 @@ public final class GossipServer: @unchecked Sendable {
         flush()
     }
 
-    fileprivate func countOversizedFrame() {
-        loop.preconditionInEventLoop()
-        drops.oversizedFrames += 1
-    }
-
-    fileprivate func countTruncatedFrame() {
-        loop.preconditionInEventLoop()
-        drops.truncatedFrames += 1
-    }
-
     private func nextCounter() -> UInt64 {
         counter = max(counter + 1, Self.wallMicroseconds())
         return counter
@@ -225,14 +224,14 @@ public final class GossipServer: @unchecked Sendable {
     /// One connection per stream message: connect, write one length-prefixed frame, close.
     /// Streams carry state exchanges and probe fallbacks, a few per second at most.
     private func sendOverStream(_ sealed: [UInt8], to destination: SocketAddress) {
-        let frame = {
-            var buffer = ByteBuffer()
-            buffer.writeInteger(UInt32(sealed.count))
-            buffer.writeBytes(sealed)
-            return buffer
-        }()
+        let frame = ByteBuffer(bytes: sealed)
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(2))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try LengthPrefixedFraming.add(to: channel.pipeline.syncOperations, limit: Self.maximumFrameBytes, counters: self.frameDrops)
+                }
+            }
             .connect(to: destination)
             .flatMap { channel in
                 channel.writeAndFlush(frame).flatMap { channel.close() }
@@ -253,37 +252,6 @@ private final class DatagramHandler: ChannelInboundHandler, Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
         server.received(Array(envelope.data.readableBytesView), from: envelope.remoteAddress, overStream: false)
-    }
-}
-
-/// Splits a stream into 32-bit length-prefixed frames; an oversized length closes the connection.
-private struct FrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = ByteBuffer
-    let limit: Int
-    let server: GossipServer
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= limit else {
-            server.countOversizedFrame()
-            context.close(promise: nil)
-            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-            return .needMoreData
-        }
-        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
-        buffer.moveReaderIndex(forwardBy: 4)
-        context.fireChannelRead(wrapInboundOut(buffer.readSlice(length: Int(length))!))
-        return .continue
-    }
-
-    /// The connection ended: whole frames are still delivered, a partial one is counted.
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        if buffer.readableBytes > 0 {
-            server.countTruncatedFrame()
-            buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-        }
-        return .needMoreData
     }
 }
 

@@ -2,6 +2,8 @@
 // the versions that order updates (incarnations for members, a hybrid logical clock for
 // table entries and network memberships).
 
+import EngineKit
+
 /// A member's name, unique in the cluster (the operator's `--node-name`), at most 255 bytes.
 public typealias MemberName = String
 
@@ -20,17 +22,11 @@ public struct GossipAddress: Hashable, Comparable, Sendable, CustomStringConvert
 
     /// Parses `a.b.c.d` or `a.b.c.d:port`; a missing port means `defaultPort`.
     public init?(_ text: String, defaultPort: UInt16 = 7946) {
-        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 1 || parts.count == 2 else { return nil }
-        let octets = parts[0].split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
+        guard let parsed = try? HostPort(parsing: text, defaultPort: defaultPort, allowZero: true) else { return nil }
+        let octets = parsed.host.split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
         guard octets.count == 4, octets.allSatisfy({ $0 != nil }) else { return nil }
         ipv4 = octets.reduce(0) { $0 << 8 | UInt32($1!) }
-        if parts.count == 2 {
-            guard let port = UInt16(parts[1]) else { return nil }
-            self.port = port
-        } else {
-            port = defaultPort
-        }
+        port = parsed.port
     }
 
     /// The dotted quad alone.

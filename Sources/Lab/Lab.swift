@@ -146,7 +146,7 @@ public final class Lab: @unchecked Sendable {
             record.files.append(path)
             try record.save()
         }
-        try AtomicFile.write(contents, to: path)
+        try DurableFile.writeAtomically(contents, to: path, mode: 0o644)
         return path
     }
 

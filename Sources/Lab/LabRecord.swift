@@ -43,7 +43,7 @@ public struct LabRecord: Codable, Sendable, Equatable {
     func save() throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(self), to: path)
+        try DurableFile.writeAtomically(try encoder.encode(self), to: path, mode: 0o644)
     }
 
     /// Reads one record.

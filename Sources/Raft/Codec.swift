@@ -1,11 +1,11 @@
 // The versioned binary encoding of messages, entries and membership, shared by the transport
 // frames and the write-ahead log records. Decoding is total: any byte string gives a value or
-// a `DecodingError`, never a crash and never an unbounded allocation.
+// a `RaftDecodingError`, never a crash and never an unbounded allocation.
 
-/// Why bytes did not decode.
 import EngineKit
 
-public enum DecodingError: Error, Sendable, Hashable, CustomStringConvertible {
+/// Why bytes did not decode.
+public enum RaftDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The bytes end before the value does.
     case truncated(String)
     /// A field holds something no encoder writes.
@@ -36,21 +36,24 @@ public enum CodecLimits {
 }
 
 extension ByteWriter {
-    mutating func entry(_ entry: Entry) {
+    /// Writes an entry: term, index, kind, length-prefixed data.
+    public mutating func entry(_ entry: Entry) {
         word64(entry.term)
         word64(entry.index)
         byte(entry.kind.rawValue)
         field(entry.data)
     }
 
-    mutating func membership(_ membership: Membership) {
+    /// Writes a membership: counted voters, then counted learners.
+    public mutating func membership(_ membership: Membership) {
         word32(UInt32(membership.voters.count))
         membership.voters.forEach { word64($0) }
         word32(UInt32(membership.learners.count))
         membership.learners.forEach { word64($0) }
     }
 
-    mutating func snapshotMetadata(_ metadata: SnapshotMetadata) {
+    /// Writes a snapshot's index, term and membership.
+    public mutating func snapshotMetadata(_ metadata: SnapshotMetadata) {
         word64(metadata.index)
         word64(metadata.term)
         membership(metadata.membership)
@@ -58,15 +61,17 @@ extension ByteWriter {
 }
 
 extension ByteReader {
-    mutating func entry() throws(DecodingError) -> Entry {
+    /// Reads what ``ByteWriter/entry(_:)`` wrote.
+    public mutating func entry() throws(RaftDecodingError) -> Entry {
         guard let term = word64(), let index = word64(), let rawKind = byte() else { throw .truncated("entry header") }
         guard let kind = Entry.Kind(rawValue: rawKind) else { throw .invalid("entry kind \(rawKind)") }
         guard let data = field(limit: CodecLimits.maxPayloadBytes) else { throw .truncated("entry data") }
         return Entry(term: term, index: index, kind: kind, data: data)
     }
 
-    mutating func membership() throws(DecodingError) -> Membership {
-        func ids(_ what: String) throws(DecodingError) -> [NodeID] {
+    /// Reads what ``ByteWriter/membership(_:)`` wrote, bounded by ``CodecLimits/maxMembers``.
+    public mutating func membership() throws(RaftDecodingError) -> Membership {
+        func ids(_ what: String) throws(RaftDecodingError) -> [NodeID] {
             guard let count = word32().map(Int.init) else { throw .truncated("\(what) count") }
             guard count <= CodecLimits.maxMembers, remaining >= count * 8 else { throw .invalid("\(what) count \(count)") }
             var ids: [NodeID] = []
@@ -79,7 +84,8 @@ extension ByteReader {
         return Membership(voters: voters, learners: learners)
     }
 
-    mutating func snapshotMetadata() throws(DecodingError) -> SnapshotMetadata {
+    /// Reads what ``ByteWriter/snapshotMetadata(_:)`` wrote.
+    public mutating func snapshotMetadata() throws(RaftDecodingError) -> SnapshotMetadata {
         guard let index = word64(), let term = word64() else { throw .truncated("snapshot metadata") }
         return SnapshotMetadata(index: index, term: term, membership: try membership())
     }
@@ -110,8 +116,8 @@ extension Message {
         return writer.bytes
     }
 
-    /// Decodes ``encoded()``; every malformed input is a ``DecodingError``.
-    public init(decoding bytes: [UInt8]) throws(DecodingError) {
+    /// Decodes ``encoded()``; every malformed input is a ``RaftDecodingError``.
+    public init(decoding bytes: [UInt8]) throws(RaftDecodingError) {
         var reader = ByteReader(bytes)
         guard let version = reader.byte(), let rawKind = reader.byte() else { throw .truncated("message header") }
         guard version == Self.encodingVersion else { throw .unsupportedVersion(version) }

@@ -1,9 +1,9 @@
 // The replicated key-value state machine that tests, the simulator and `shoal raft` run on top
 // of the log. Deterministic: the same entries give the same bytes of snapshot on every member.
 
-/// A command carried by a normal log entry.
 import EngineKit
 
+/// A command carried by a normal log entry.
 public enum KeyValueCommand: Sendable, Hashable {
     /// Set `key` to `value`.
     case put(key: String, value: [UInt8])

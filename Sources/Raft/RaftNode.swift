@@ -5,12 +5,12 @@
 // Leader-side replication is in RaftNode+Leader.swift, follower-side handling in
 // RaftNode+Follower.swift, linearizable reads and leadership transfer in RaftNode+Reads.swift.
 
+import EngineKit
+
 /// One member of a Raft group, as a pure state machine.
 ///
 /// Not thread-safe: one host loop owns it. Between ``ready()`` and ``advance(_:)`` the host
 /// must not feed it anything (checked).
-import EngineKit
-
 public struct RaftNode: Sendable {
     /// The configuration it was created with.
     public let configuration: RaftConfiguration
@@ -352,8 +352,15 @@ extension RaftNode {
     /// membership entry per voter at term 1 (as etcd bootstraps), so that the log alone says
     /// who the members are, also to members that join later and replay it from index 1.
     public static func bootstrap(voters: [NodeID]) -> (hardState: HardState, entries: [Entry]) {
-        let entries = voters.sorted().enumerated().map { position, voter in
-            Entry(term: 1, index: LogIndex(position + 1), kind: .membershipChange, data: MembershipChange(.addVoter, node: voter).encoded)
+        bootstrap(members: Dictionary(uniqueKeysWithValues: voters.map { ($0, [UInt8]()) }))
+    }
+
+    /// ``bootstrap(voters:)`` with each founder's context (its address) in its membership entry.
+    public static func bootstrap(members: [NodeID: [UInt8]]) -> (hardState: HardState, entries: [Entry]) {
+        let entries = members.keys.sorted().enumerated().map { position, voter in
+            Entry(
+                term: 1, index: LogIndex(position + 1), kind: .membershipChange,
+                data: MembershipChange(.addVoter, node: voter, context: members[voter]!).encoded)
         }
         return (HardState(term: 1, vote: 0, commit: LogIndex(entries.count)), entries)
     }

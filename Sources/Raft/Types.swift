@@ -1,9 +1,9 @@
 // The vocabulary of the consensus core: identifiers, log entries, the durable hard state and
 // cluster membership. Plain values, no I/O; the codec (Codec.swift) gives their bytes.
 
-/// A member's identity in a Raft group. Zero means "none" (no vote, no known leader).
 import EngineKit
 
+/// A member's identity in a Raft group. Zero means "none" (no vote, no known leader).
 public typealias NodeID = UInt64
 
 /// A Raft term: a logical clock that only grows; at most one leader is elected per term.
@@ -126,27 +126,43 @@ public struct MembershipChange: Sendable, Hashable {
     public var action: Action
     /// To whom.
     public var node: NodeID
+    /// Bytes the core carries without reading them, as etcd's `ConfChange.Context`: hosts put
+    /// the member's address here, so that every member learns it from the same log entry
+    /// that changes the membership, and from nothing else.
+    public var context: [UInt8]
 
     /// Creates a change.
-    public init(_ action: Action, node: NodeID) {
+    public init(_ action: Action, node: NodeID, context: [UInt8] = []) {
         self.action = action
         self.node = node
+        self.context = context
     }
 
-    /// The change as an entry payload: action byte, then the node ID big-endian.
+    /// The change as an entry payload: action byte, the node ID big-endian, then, when there is
+    /// a context, its length-prefixed bytes (entries written before contexts existed end after
+    /// the ID and decode with an empty one).
     public var encoded: [UInt8] {
-        var writer = ByteWriter(capacity: 9)
+        var writer = ByteWriter(capacity: 13 + context.count)
         writer.byte(action.rawValue)
         writer.word64(node)
+        if !context.isEmpty { writer.field(context) }
         return writer.bytes
     }
+
+    /// The largest context a change may carry (an address is a few dozen bytes).
+    public static let maxContextBytes = 4_096
 
     /// Decodes ``encoded``; nil for anything else.
     public init?(encoded bytes: [UInt8]) {
         var reader = ByteReader(bytes)
-        guard let raw = reader.byte(), let action = Action(rawValue: raw), let node = reader.word64(), reader.atEnd
-        else { return nil }
-        self.init(action, node: node)
+        guard let raw = reader.byte(), let action = Action(rawValue: raw), let node = reader.word64() else { return nil }
+        var context: [UInt8] = []
+        if !reader.atEnd {
+            guard let field = reader.field(limit: Self.maxContextBytes), !field.isEmpty else { return nil }
+            context = field
+        }
+        guard reader.atEnd else { return nil }
+        self.init(action, node: node, context: context)
     }
 }
 

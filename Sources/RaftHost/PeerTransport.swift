@@ -1,6 +1,8 @@
+import EngineKit
 import Logging
 import NIOCore
-import NIOExtras
+import Framing
+import EngineKit
 import NIOPosix
 import Raft
 
@@ -25,6 +27,8 @@ final class PeerTransport: @unchecked Sendable {
     var onRequest: RequestHandler = { _, _ in }
     /// Frames that did not decode (bad input is dropped and counted, the connection closed).
     private(set) var rejectedFrames = 0
+    /// What the framing dropped (oversized prefixes, connections cut mid-frame).
+    let frameDrops = FrameDropCounters()
 
     /// One peer's connection state; like the transport, only touched on its event loop.
     private final class Peer: @unchecked Sendable {
@@ -49,7 +53,7 @@ final class PeerTransport: @unchecked Sendable {
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try Self.addFraming(to: channel)
+                    try Self.addFraming(to: channel, counters: self.frameDrops)
                     try channel.pipeline.syncOperations.addHandler(InboundFrames(transport: self))
                 }
             }
@@ -58,11 +62,9 @@ final class PeerTransport: @unchecked Sendable {
         return channel.localAddress?.port ?? port
     }
 
-    static func addFraming(to channel: Channel) throws {
-        let pipeline = channel.pipeline.syncOperations
-        try pipeline.addHandler(
-            ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes), maximumBufferSize: maximumFrameBytes + 8))
-        try pipeline.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes))
+    /// The framing of every 2377 connection (frames of at most ``maximumFrameBytes``).
+    static func addFraming(to channel: Channel, counters: FrameDropCounters) throws {
+        try LengthPrefixedFraming.add(to: channel.pipeline.syncOperations, limit: maximumFrameBytes, counters: counters)
     }
 
     /// Sends `message` to its recipient, connecting first if needed.
@@ -88,16 +90,16 @@ final class PeerTransport: @unchecked Sendable {
 
     private func connect(_ id: NodeID, _ peer: Peer) {
         guard !peer.connecting, NIODeadline.now() >= peer.nextAttempt, let address = addressOf(id),
-            let (host, port) = splitHostPort(address)
+            let target = try? HostPort(parsing: address)
         else { return }
         peer.connecting = true
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(500))
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try Self.addFraming(to: channel) }
+                channel.eventLoop.makeCompletedFuture { try Self.addFraming(to: channel, counters: self.frameDrops) }
             }
-            .connect(host: host, port: port)
+            .connect(host: target.host, port: Int(target.port))
             .whenComplete { result in
                 peer.connecting = false
                 switch result {
@@ -125,7 +127,7 @@ final class PeerTransport: @unchecked Sendable {
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         switch kind {
         case .raft:
-            do throws(DecodingError) {
+            do throws(RaftDecodingError) {
                 onMessage(try Message(decoding: bytes))
             } catch {
                 reject(channel, "\(error)")
@@ -173,12 +175,4 @@ private final class InboundFrames: ChannelInboundHandler, @unchecked Sendable {
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         transport.reject(context.channel, "\(error)")
     }
-}
-
-/// "host:port" → (host, port); nil when malformed.
-func splitHostPort(_ address: String) -> (String, Int)? {
-    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), port > 0,
-        port < 65_536
-    else { return nil }
-    return (String(address[..<colon]), port)
 }

@@ -69,12 +69,12 @@ public struct ClientResponse: Codable, Sendable {
     /// The log index a write committed at.
     public var index: LogIndex?
     /// For `status`.
-    public var status: MemberStatus?
+    public var status: RaftMemberStatus?
 
     /// Creates a response.
     public init(
         id: UInt64, ok: Bool, error: String? = nil, leader: NodeID = 0, leaderAddress: String? = nil,
-        value: String? = nil, index: LogIndex? = nil, status: MemberStatus? = nil
+        value: String? = nil, index: LogIndex? = nil, status: RaftMemberStatus? = nil
     ) {
         self.id = id
         self.ok = ok
@@ -88,7 +88,7 @@ public struct ClientResponse: Codable, Sendable {
 }
 
 /// One member's state as `shoal raft status` shows it.
-public struct MemberStatus: Codable, Sendable {
+public struct RaftMemberStatus: Codable, Sendable {
     public var id: NodeID
     public var role: String
     public var term: Term

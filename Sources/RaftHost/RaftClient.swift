@@ -1,3 +1,5 @@
+import EngineKit
+import Framing
 import NIOCore
 import NIOPosix
 import Raft
@@ -83,7 +85,7 @@ public final class RaftClient: @unchecked Sendable {
 
     private func connection() -> EventLoopFuture<Channel> {
         if let channel, channel.isActive { return loop.makeSucceededFuture(channel) }
-        guard let (host, port) = splitHostPort(endpoints[current]) else {
+        guard let target = try? HostPort(parsing: endpoints[current]) else {
             return loop.makeFailedFuture(ChannelError.connectTimeout(.zero))
         }
         return ClientBootstrap(group: loop)
@@ -91,11 +93,11 @@ public final class RaftClient: @unchecked Sendable {
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try PeerTransport.addFraming(to: channel)
+                    try PeerTransport.addFraming(to: channel, counters: FrameDropCounters())
                     try channel.pipeline.syncOperations.addHandler(Responses(client: self))
                 }
             }
-            .connect(host: host, port: port)
+            .connect(host: target.host, port: Int(target.port))
             .map { [self] channel in
                 self.channel = channel
                 channel.closeFuture.whenComplete { [self] _ in

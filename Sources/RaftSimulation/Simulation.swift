@@ -1,5 +1,6 @@
 import EngineKit
 import Raft
+import RaftHost
 
 /// A deterministic simulation of a Raft group running the real core: a seeded scheduler
 /// delivers messages with loss, duplication, delay and reordering, partitions the network,
@@ -96,8 +97,8 @@ public final class Simulation {
         case .deliver(let message):
             deliver(message)
         case .tick(let id, let incarnation):
-            guard let node = nodes[id], node.incarnation == incarnation, node.core != nil else { return }
-            node.core!.tick()
+            guard let node = nodes[id], node.incarnation == incarnation, node.isUp else { return }
+            node.driver!.tick()
             drain(node)
             queue.schedule(.tick(id, incarnation: incarnation), at: now + Self.tickMilliseconds)
         case .client(let client):
@@ -121,7 +122,7 @@ public final class Simulation {
             partitioned = false
             for id in nodes.keys.sorted() {
                 guard let node = nodes[id] else { continue }
-                node.crashDuringNextWrite = false
+                node.disk.tearNextWrite = nil
                 if !node.isUp { start(id) }
             }
         }
@@ -133,7 +134,10 @@ public final class Simulation {
         configuration.maxAppendBytes = 512
         configuration.snapshotChunkBytes = options.snapshotChunkBytes
         configuration.testingOnlyCommitEarlierTermsByCounting = options.unsafeCommitEarlierTerms
-        let node = SimulatedNode(id: id, configuration: configuration)
+        let node = SimulatedNode(id: id, configuration: configuration, compactionInterval: LogIndex(options.compactionInterval))
+        node.disk.observePersisted = { [unowned self] entry, previousTerm in
+            checker.observePersisted(entry, previousTerm: previousTerm, node: id, time: now)
+        }
         nodes[id] = node
         return node
     }
@@ -173,112 +177,65 @@ public final class Simulation {
 
     private func deliver(_ message: Message) {
         guard !blocked.contains(Route(from: message.from, to: message.to)),
-            let node = nodes[message.to], node.core != nil
+            let node = nodes[message.to], node.isUp
         else { return }
         report.messagesDelivered += 1
         if message.kind == .snapshot { report.snapshotsSent += 1 }
-        node.core!.step(message)
+        node.driver!.step(message)
         drain(node)
     }
 
     // MARK: - The host loop of one member
 
-    /// Does what the member's `Ready`s ask, as a real host would: persist, send, apply, advance.
+    /// Runs the member's Readies through the real host driver, then does what its events ask.
     private func drain(_ node: SimulatedNode) {
-        // The core is taken out of the node while its Ready is handled, so that mutating it
-        // does not copy its log (a second reference would force copy-on-write).
-        while node.core?.hasReady == true, var core = node.core.take() {
-            let ready = core.ready()
-            let records = PersistentLog.records(of: ready)
-            if node.crashDuringNextWrite && !records.isEmpty {
-                let survivors = Int(random.next() % UInt64(records.count))
-                for record in records.prefix(survivors) { persist(record, snapshotData: ready.snapshot?.data, on: node) }
-                crash(node)
+        while node.driver?.hasReady == true {
+            let events: [RaftDriver<KeyValueStore, SimulatedDisk, ClientTicket>.Event]
+            do throws(RaftDriverFailure) {
+                events = try node.driver!.handleReady { [unowned self] messages in
+                    for message in messages { send(message) }
+                }
+            } catch {
+                if case .stoppedMidWrite = error {
+                    crash(node)
+                } else {
+                    checker.fail("node \(node.id): \(error)")
+                    crash(node)
+                }
                 return
             }
-            for record in records { persist(record, snapshotData: ready.snapshot?.data, on: node) }
-            for message in ready.messages { send(message) }
-            if let snapshot = ready.snapshot {
-                guard let restored = KeyValueStore(snapshotData: snapshot.data) else {
-                    checker.fail("node \(node.id) received a snapshot that does not decode")
-                    return
-                }
-                node.store = restored
-                for index in node.pendingWrites.keys where index <= snapshot.metadata.index {
-                    node.pendingWrites[index] = nil  // Outcome unknown here; the client times out.
-                }
-            }
-            for entry in ready.committedEntries { apply(entry, on: node) }
-            for read in ready.reads {
-                guard let client = node.pendingReads.removeValue(forKey: read.requestID) else { continue }
-                node.confirmedReads.append((read.index, client, Int(read.requestID)))
-            }
-            serveReads(on: node)
-            if let soft = ready.softState {
-                note("node \(node.id) is \(soft.role.rawValue) in term \(core.status.term), leader \(soft.leader)")
-                if soft.role == .leader {
-                    checker.observeLeader(node.id, term: core.status.term, time: now)
-                    checker.observeNewLeader(core, time: now)
-                } else if node.wasLeader {
-                    // Reads have no effect: unconfirmed ones may simply be asked again elsewhere.
-                    for client in node.pendingReads.values.sorted() { retry(client) }
-                    node.pendingReads = [:]
-                }
-                node.wasLeader = soft.role == .leader
-            }
-            core.advance(ready)
-            compactIfDue(node, &core)
-            node.core = core
+            for event in events { handle(event, on: node) }
         }
     }
 
-    private func persist(_ record: PersistentLog.Record, snapshotData: [UInt8]?, on node: SimulatedNode) {
-        if case .entry(let entry) = record {
-            let previousTerm = node.disk.log.term(at: entry.index - 1) ?? 0
-            checker.observePersisted(entry, previousTerm: previousTerm, node: node.id, time: now)
-        }
-        node.disk.write(record, snapshotData: snapshotData)
-    }
-
-    private func apply(_ entry: Entry, on node: SimulatedNode) {
-        checker.observeApplied(entry, node: node.id, time: now)
-        guard entry.index == node.store.appliedIndex + 1 else {
-            checker.fail("node \(node.id) asked to apply \(entry.index) after \(node.store.appliedIndex)")
-            return
-        }
-        node.store.apply(entry)
-        guard let pending = node.pendingWrites.removeValue(forKey: entry.index) else { return }
-        guard clients[pending.client].operation == pending.operation else { return }
-        if pending.term == entry.term {
-            complete(pending.client, result: nil)
-        } else {
+    private func handle(_ event: RaftDriver<KeyValueStore, SimulatedDisk, ClientTicket>.Event, on node: SimulatedNode) {
+        switch event {
+        case .applied(let entry):
+            checker.observeApplied(entry, node: node.id, time: now)
+        case .committed(let ticket, (), _):
+            if clients[ticket.client].operation == ticket.operation { complete(ticket.client, result: nil) }
+        case .superseded(let ticket):
             // Another leader's entry took that index: this attempt certainly failed; try again.
-            retry(pending.client)
-        }
-    }
-
-    private func serveReads(on node: SimulatedNode) {
-        var waiting: [(index: LogIndex, client: Int, operation: Int)] = []
-        for read in node.confirmedReads {
-            if read.index > node.store.appliedIndex {
-                waiting.append(read)
-            } else if clients[read.client].operation == read.operation {
-                complete(read.client, result: node.store.values[clients[read.client].key])
+            if clients[ticket.client].operation == ticket.operation { retry(ticket.client) }
+        case .outcomeUnknown:
+            break  // The client times out and leaves the write in the history as maybe-done.
+        case .readable(let ticket):
+            if clients[ticket.client].operation == ticket.operation {
+                complete(ticket.client, result: node.driver!.machine.values[clients[ticket.client].key])
+            }
+        case .readAborted(let ticket):
+            // Reads have no effect: unconfirmed ones may simply be asked again elsewhere.
+            if clients[ticket.client].operation == ticket.operation { retry(ticket.client) }
+        case .restored:
+            break
+        case .roleChanged(let soft):
+            guard let core = node.core else { return }
+            note("node \(node.id) is \(soft.role.rawValue) in term \(core.status.term), leader \(soft.leader)")
+            if soft.role == .leader {
+                checker.observeLeader(node.id, term: core.status.term, time: now)
+                checker.observeNewLeader(core, time: now)
             }
         }
-        node.confirmedReads = waiting
-    }
-
-    private func compactIfDue(_ node: SimulatedNode, _ core: inout RaftNode) {
-        let snapshotIndex = core.latestSnapshot?.metadata.index ?? 0
-        guard node.store.appliedIndex >= snapshotIndex + LogIndex(options.compactionInterval) else { return }
-        do throws(RaftError) {
-            try core.compact(through: node.store.appliedIndex, snapshotData: node.store.snapshotData())
-        } catch {
-            checker.fail("node \(node.id) could not compact to \(node.store.appliedIndex): \(error)")
-            return
-        }
-        if let snapshot = core.latestSnapshot { node.disk.write(.snapshot(snapshot.metadata), snapshotData: snapshot.data) }
     }
 
     // MARK: - Clients
@@ -310,13 +267,12 @@ public final class Simulation {
             return
         }
         do throws(RaftError) {
+            let ticket = ClientTicket(client: index, operation: operation)
             if client.isWrite {
                 let command = KeyValueCommand.put(key: client.key, value: client.value)
-                let position = try node.core!.propose(command.encoded)
-                node.pendingWrites[position.index] = (position.term, index, operation)
+                try node.driver!.propose(command.encoded, token: ticket)
             } else {
-                try node.core!.readIndex(requestID: UInt64(operation))
-                node.pendingReads[UInt64(operation)] = index
+                try node.driver!.read(token: ticket)
             }
             client.submitted = true
             clients[index] = client
@@ -392,7 +348,7 @@ public final class Simulation {
                 let id = leader.flatMap { random.next() % 2 == 0 ? $0 : nil } ?? live[Int(random.next() % UInt64(live.count))]
                 let victim = nodes[id]!
                 if options.tornWrites && random.next() % 2 == 0 {
-                    victim.crashDuringNextWrite = true
+                    victim.disk.tearNextWrite = { [unowned self] count in Int(random.next() % UInt64(count)) }
                 } else {
                     crash(victim)
                 }
@@ -439,7 +395,7 @@ public final class Simulation {
         if random.next() % 4 == 0, let target = status.membership.voters.filter({ $0 != node.id }).randomElement(using: &random) {
             // Sometimes the operator hands leadership over instead.
             do throws(RaftError) {
-                try node.core!.transferLeadership(to: target)
+                try node.driver!.transferLeadership(to: target)
                 note("leader \(node.id) transfers leadership to \(target)")
                 report.transfers += 1
             } catch {
@@ -465,7 +421,7 @@ public final class Simulation {
         }
         guard let change else { return }
         do throws(RaftError) {
-            _ = try node.core!.proposeMembershipChange(change)
+            try node.driver!.proposeMembershipChange(change, token: nil)
             note("leader \(node.id) proposes \(change.action) \(change.node)")
             report.membershipChanges += 1
         } catch {

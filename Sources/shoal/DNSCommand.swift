@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import EngineKit
 import Foundation
 import HostNet
 import Logging
@@ -65,38 +66,26 @@ struct DNSCommand: ParsableCommand {
                     sandbox: listener.sandbox)
                 print("serving \(listener.sandbox) on \(bound.address):\(bound.port)\(listener.namespace.map { " in \($0)" } ?? "")")
             }
-            let done = DispatchSemaphore(value: 0)
             let configPath = config
-            var sources: [DispatchSourceSignal] = []
-            for number in [SIGTERM, SIGINT, SIGHUP] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-                source.setEventHandler {
-                    guard number == SIGHUP else {
-                        done.signal()
-                        return
-                    }
-                    do {
-                        try store.replace(with: try Configuration.load(configPath).records)
-                        logger.info("reloaded records")
-                    } catch {
-                        logger.error("records not reloaded", metadata: ["error": "\(error)"])
-                    }
+            waitForTermination {
+                do {
+                    try store.replace(with: try Configuration.load(configPath).records)
+                    logger.info("reloaded records")
+                } catch {
+                    logger.error("records not reloaded", metadata: ["error": "\(error)"])
                 }
-                source.resume()
-                sources.append(source)
             }
-            done.wait()
             forwarder.close()
             try? group.syncShutdownGracefully()
         }
 
         static func parseUpstream(_ text: String) throws -> SocketAddress {
-            let parts = text.split(separator: ":")
-            guard let host = parts.first, let port = parts.count > 1 ? Int(parts[1]) : 53, (1...65535).contains(port),
-                let address = try? SocketAddress(ipAddress: String(host), port: port)
-            else { throw ValidationError("upstream '\(text)' is not ADDRESS[:PORT]") }
-            return address
+            do {
+                let parsed = try HostPort(parsing: text, defaultPort: 53)
+                return try SocketAddress(ipAddress: parsed.host, port: Int(parsed.port))
+            } catch {
+                throw ValidationError("upstream '\(text)' is not ADDRESS[:PORT]: \(error)")
+            }
         }
     }
 }

@@ -96,7 +96,7 @@ struct GossipStateFile: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(state), to: path)
+        try DurableFile.writeAtomically(try encoder.encode(state), to: path)
     }
 }
 

@@ -128,30 +128,15 @@ struct OverlayCommand: ParsableCommand {
             }
             logger.info("overlay daemon ready", metadata: ["config": "\(config)", "control": "\(control)"])
 
-            let signals = DispatchQueue(label: "shoal.signals")
-            let done = DispatchSemaphore(value: 0)
-            var sources: [DispatchSourceSignal] = []
-            for number in [SIGTERM, SIGINT, SIGHUP] {
-                signal(number, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: number, queue: signals)
-                source.setEventHandler {
-                    if number == SIGHUP {
-                        let result = OverlayDaemon.handle(.init(command: .apply, configPath: configPath), engine: engine, configPath: configPath)
-                        logger.info("reloaded configuration", metadata: ["ok": "\(result.ok)", "error": "\(result.error ?? "")"])
-                    } else {
-                        done.signal()
-                    }
-                }
-                source.resume()
-                sources.append(source)
+            waitForTermination {
+                let result = OverlayDaemon.handle(.init(command: .apply, configPath: configPath), engine: engine, configPath: configPath)
+                logger.info("reloaded configuration", metadata: ["ok": "\(result.ok)", "error": "\(result.error ?? "")"])
             }
-            done.wait()
             logger.info("overlay daemon stopping")
             try? server.close().wait()
             try? group.syncShutdownGracefully()
             engine.stop()
             unlink(control)
-            sources.forEach { $0.cancel() }
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EngineKit
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
@@ -123,8 +124,7 @@ private final class EtcdGatewayClient: @unchecked Sendable {
 
     private func connection() -> EventLoopFuture<Channel> {
         if let channel, channel.isActive { return loop.makeSucceededFuture(channel) }
-        let parts = endpoint.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1]) else { return loop.makeFailedFuture(ChannelError.badInterfaceAddressFamily) }
+        guard let target = try? HostPort(parsing: endpoint) else { return loop.makeFailedFuture(ChannelError.badInterfaceAddressFamily) }
         return ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { [self] channel in
@@ -133,7 +133,7 @@ private final class EtcdGatewayClient: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(Responses(client: self))
                 }
             }
-            .connect(host: String(parts[0]), port: port)
+            .connect(host: target.host, port: Int(target.port))
             .map { [self] channel in
                 self.channel = channel
                 return channel

@@ -138,11 +138,10 @@ struct RaftAddMember: ParsableCommand {
     @Option(help: "Seconds to wait for it to catch up.") var timeout: Double = 120
 
     func run() throws {
-        // Twice: the first records the address in the store, the second adds the learner.
-        for _ in 0..<2 {
-            let response = try group.request(.addLearner(id: id, address: address))
-            guard response.ok || response.error?.contains("already") == true else { try fail(response) }
-        }
+        // The address travels in the membership change; a retry after a lost answer finds the
+        // learner already added.
+        let response = try group.request(.addLearner(id: id, address: address))
+        guard response.ok || response.error?.contains("already") == true else { try fail(response) }
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let status = try group.request(.status).status, status.role == "leader",

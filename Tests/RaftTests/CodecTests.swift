@@ -24,21 +24,21 @@ import Testing
         for message in samples {
             let bytes = message.encoded()
             for cut in 0..<bytes.count {
-                #expect(throws: DecodingError.self) { try Message(decoding: Array(bytes.prefix(cut))) }
+                #expect(throws: RaftDecodingError.self) { try Message(decoding: Array(bytes.prefix(cut))) }
             }
-            #expect(throws: DecodingError.self) { try Message(decoding: bytes + [0]) }
+            #expect(throws: RaftDecodingError.self) { try Message(decoding: bytes + [0]) }
         }
     }
 
     @Test func hostileCountsAndVersionsAreRejected() {
         var bytes = samples[Int(Message.Kind.append.rawValue)].encoded()
         bytes[0] = 2
-        #expect(throws: DecodingError.unsupportedVersion(2)) { try Message(decoding: bytes) }
+        #expect(throws: RaftDecodingError.unsupportedVersion(2)) { try Message(decoding: bytes) }
         bytes[0] = 1
         // The entry count sits after version, kind, 8 words and the reject flag.
         let countOffset = 2 + 64 + 1
         for (position, byte) in [0xFF, 0xFF, 0xFF, 0xFF].enumerated() { bytes[countOffset + position] = UInt8(byte) }
-        #expect(throws: DecodingError.self) { try Message(decoding: bytes) }
+        #expect(throws: RaftDecodingError.self) { try Message(decoding: bytes) }
     }
 
     @Test func keyValueSnapshotsRoundTripAndRejectGarbage() {

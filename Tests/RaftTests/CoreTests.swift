@@ -30,23 +30,19 @@ import Testing
         #expect(cluster.elect(1, among: everyone))
         for value in 0..<20 { try cluster.put("k", "\(value)", on: 1) }
         cluster.exchange(among: everyone)
-        _ = try cluster.cores[1]!.proposeMembershipChange(MembershipChange(.remove, node: 3))
+        try cluster.drivers[1]!.proposeMembershipChange(MembershipChange(.remove, node: 3), token: nil)
         cluster.process(1)
         cluster.exchange(among: everyone)
         #expect(cluster.cores[1]!.status.membership.voters == [1, 2])
         // Node 3 comes back as a brand-new member: empty disk, joining.
         cluster.crash(3)
-        cluster.disks[3] = PersistentLog()
+        cluster.disks[3] = SimulatedDisk()
         cluster.restart(3)
-        _ = try cluster.cores[1]!.proposeMembershipChange(MembershipChange(.addLearner, node: 3))
+        try cluster.drivers[1]!.proposeMembershipChange(MembershipChange(.addLearner, node: 3), token: nil)
         cluster.process(1)
         cluster.exchange(among: everyone)
         // Heartbeats let the leader notice the empty log and back up to it.
-        for _ in 0..<3 {
-            cluster.cores[1]!.tick()
-            cluster.process(1)
-            cluster.exchange(among: everyone)
-        }
+        cluster.heartbeat(3, from: 1, among: everyone)
         let leader = cluster.cores[1]!.status
         #expect(cluster.cores[3]!.status.applied == leader.commit, "learner at \(cluster.cores[3]!.status.applied), leader commit \(leader.commit)")
         #expect(cluster.stores[3]!.values["k"] == Array("19".utf8))

@@ -1,20 +1,33 @@
 import Raft
+import RaftHost
 import RaftSimulation
 
 /// A Raft group driven step by step by a test: the test decides which members are up and
 /// which messages arrive, to replay a precise schedule such as Figure 8 of the Raft paper.
-/// Hosts behave as the real one: persist, then send, then apply, then advance.
+/// Each member is the real host driver over a simulated disk.
 final class ScriptedCluster {
-    var cores: [NodeID: RaftNode] = [:]
-    var disks: [NodeID: PersistentLog] = [:]
-    var stores: [NodeID: KeyValueStore] = [:]
+    typealias Driver = RaftDriver<KeyValueStore, SimulatedDisk, Int>
+    var drivers: [NodeID: Driver] = [:]
+    var disks: [NodeID: SimulatedDisk] = [:]
     var inFlight: [Message] = []
     var checker = SafetyChecker()
-    let configurations: [NodeID: RaftConfiguration]
+    /// Told of every member's events as they happen.
+    var onEvents: ((NodeID, [Driver.Event]) -> Void)?
+    var configurations: [NodeID: RaftConfiguration]
 
-    init(voters: Int, unsafeCommitEarlierTerms: Bool = false) {
+    /// The members' cores, for status.
+    var cores: [NodeID: RaftNode] { drivers.mapValues(\.core) }
+    /// The members' state machines.
+    var stores: [NodeID: KeyValueStore] { drivers.mapValues(\.machine) }
+
+    /// Applied entries between each member's own snapshots.
+    let snapshotInterval: LogIndex
+
+    /// Founders 1…`voters`, each with the address "m<id>:2377" in its bootstrap entry.
+    init(voters: Int, unsafeCommitEarlierTerms: Bool = false, snapshotInterval: LogIndex = .max) {
+        self.snapshotInterval = snapshotInterval
         var configurations: [NodeID: RaftConfiguration] = [:]
-        let bootstrap = RaftNode.bootstrap(voters: (1...NodeID(voters)).map { $0 })
+        let bootstrap = Driver.bootstrap(founders: Dictionary(uniqueKeysWithValues: (1...NodeID(voters)).map { ($0, "m\($0):2377") }))
         for id in 1...NodeID(voters) {
             var configuration = RaftConfiguration(id: id, randomSeed: id)
             // No ticks pass in a script, so no lease would ever expire: leave out the lease
@@ -23,9 +36,9 @@ final class ScriptedCluster {
             configuration.preVote = false
             configuration.testingOnlyCommitEarlierTermsByCounting = unsafeCommitEarlierTerms
             configurations[id] = configuration
-            var disk = PersistentLog()
-            try! disk.apply(.hardState(bootstrap.hardState))
-            for entry in bootstrap.entries { try! disk.apply(.entry(entry)) }
+            let disk = SimulatedDisk()
+            disk.write(.hardState(bootstrap.hardState), snapshotData: nil)
+            for entry in bootstrap.entries { disk.write(.entry(entry), snapshotData: nil) }
             disks[id] = disk
         }
         self.configurations = configurations
@@ -33,40 +46,53 @@ final class ScriptedCluster {
     }
 
     func crash(_ id: NodeID) {
-        cores[id] = nil
+        drivers[id] = nil
         inFlight.removeAll { $0.to == id || $0.from == id }
+    }
+
+    /// A new, empty member `id` that will join when the leader adds it.
+    func addEmptyMember(_ id: NodeID) {
+        var configuration = RaftConfiguration(id: id, randomSeed: id)
+        configuration.checkQuorum = false
+        configuration.preVote = false
+        configurations[id] = configuration
+        disks[id] = SimulatedDisk()
+        restart(id)
     }
 
     func restart(_ id: NodeID) {
         let disk = disks[id]!
-        cores[id] = RaftNode(configuration: configurations[id]!, hardState: disk.hardState, entries: disk.entries)
-        stores[id] = KeyValueStore()
+        disk.observePersisted = { [unowned self] entry, previousTerm in
+            checker.observePersisted(entry, previousTerm: previousTerm, node: id, time: 0)
+        }
+        drivers[id] = try! Driver(configuration: configurations[id]!, storage: disk, snapshotInterval: snapshotInterval)
         process(id)
     }
 
-    /// Handles every Ready of `id` the way a host does.
+    /// Handles every Ready of `id` through the driver, as a host does.
     func process(_ id: NodeID) {
-        while var core = cores[id], core.hasReady {
-            let ready = core.ready()
-            for record in PersistentLog.records(of: ready) {
-                if case .entry(let entry) = record {
-                    checker.observePersisted(entry, previousTerm: disks[id]!.term(at: entry.index - 1) ?? 0, node: id, time: 0)
+        while drivers[id]?.hasReady == true {
+            let events: [Driver.Event]
+            do throws(RaftDriverFailure) {
+                events = try drivers[id]!.handleReady { [unowned self] messages in inFlight += messages }
+            } catch {
+                checker.fail("node \(id): \(error)")
+                crash(id)
+                return
+            }
+            onEvents?(id, events)
+            for event in events {
+                switch event {
+                case .applied(let entry):
+                    checker.observeApplied(entry, node: id, time: 0)
+                case .roleChanged(let soft) where soft.role == .leader:
+                    let core = drivers[id]!.core
+                    checker.observeLeader(id, term: core.status.term, time: 0)
+                    checker.observeNewLeader(core, time: 0)
+                default:
+                    break
                 }
-                try! disks[id]!.apply(record)
             }
-            inFlight += ready.messages
-            for entry in ready.committedEntries {
-                checker.observeApplied(entry, node: id, time: 0)
-                // A broken core may hand an index again after overwriting it: the checker has
-                // recorded that; the store only takes the next index.
-                if entry.index == stores[id]!.appliedIndex + 1 { stores[id]!.apply(entry) }
-            }
-            if ready.softState?.role == .leader {
-                checker.observeLeader(id, term: core.status.term, time: 0)
-                checker.observeNewLeader(core, time: 0)
-            }
-            core.advance(ready)
-            cores[id] = core
         }
     }
 
@@ -77,10 +103,20 @@ final class ScriptedCluster {
             inFlight = []
             if batch.isEmpty { return }
             for message in batch where group.contains(message.from) && group.contains(message.to) {
-                guard cores[message.to] != nil else { continue }
-                cores[message.to]!.step(message)
+                guard drivers[message.to] != nil else { continue }
+                drivers[message.to]!.step(message)
                 process(message.to)
             }
+        }
+    }
+
+    /// `rounds` ticks of `leader`, each followed by an exchange among `group`: heartbeats let the
+    /// leader notice what followers lack and send it.
+    func heartbeat(_ rounds: Int, from leader: NodeID, among group: Set<NodeID>) {
+        for _ in 0..<rounds {
+            drivers[leader]!.tick()
+            process(leader)
+            exchange(among: group)
         }
     }
 
@@ -89,10 +125,10 @@ final class ScriptedCluster {
     @discardableResult
     func elect(_ id: NodeID, among group: Set<NodeID>) -> Bool {
         for _ in 0..<3 {
-            cores[id]!.campaign()
+            drivers[id]!.campaign()
             process(id)
             exchange(among: group)
-            if cores[id]?.status.role == .leader { return true }
+            if drivers[id]?.core.status.role == .leader { return true }
         }
         return false
     }
@@ -100,7 +136,7 @@ final class ScriptedCluster {
     /// Proposes a put on `id` (its leader) and returns the entry's index.
     @discardableResult
     func put(_ key: String, _ value: String, on id: NodeID) throws -> LogIndex {
-        let position = try cores[id]!.propose(KeyValueCommand.put(key: key, value: Array(value.utf8)).encoded)
+        let position = try drivers[id]!.propose(KeyValueCommand.put(key: key, value: Array(value.utf8)).encoded, token: nil)
         process(id)
         return position.index
     }

@@ -4,6 +4,7 @@
 // invariants are preconditions: a crash here is a message that breaks a member.
 import FuzzDriver
 import Raft
+import RaftHost
 
 /// A 3-member group with member 1 leading and member 2 following, ready for hostile input.
 func makeCores() -> (leader: RaftNode, follower: RaftNode) {

@@ -7,15 +7,13 @@
 //                         snap-<index>-<term>.snap                       (the live snapshot)
 // Record:  length u32 | crc32c(body) u32 | body = type u8 + payload.
 
-#if canImport(Glibc)
 import EngineKit
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
+import HostNet
+import Raft
 
 /// A member's durable log on disk. Not thread-safe: the host loop owns it.
-public final class WriteAheadLog {
+public final class WriteAheadLog: RaftStorage {
     /// What was on disk when the log was opened.
     public struct Recovery: Sendable {
         /// The last hard state written.
@@ -55,9 +53,9 @@ public final class WriteAheadLog {
     public init(directory: String, segmentLimit: Int = 64 << 20) throws(StorageError) {
         self.directory = directory
         self.segmentLimit = segmentLimit
-        try DurableFile.makeDirectory(directory)
-        let names = try DurableFile.list(directory)
-        for name in names where name.hasSuffix(".tmp") { try DurableFile.remove(path(directory, name)) }
+        try Files.makeDirectories(directory)
+        let names = try Files.list(directory)
+        for name in names where name.hasSuffix(".tmp") { try Files.remove(path(directory, name)) }
         let segments = names.filter { $0.hasSuffix(".wal") }.compactMap { name -> (UInt64, String)? in
             UInt64(name.dropLast(4), radix: 16).map { ($0, name) }
         }.sorted { $0.0 < $1.0 }
@@ -66,14 +64,14 @@ public final class WriteAheadLog {
         var discarded = 0
         for (position, (_, name)) in segments.enumerated() {
             let file = path(directory, name)
-            let bytes = try DurableFile.readAll(file)
+            let bytes = try Files.readAll(file)
             let (records, validBytes) = try Self.parse(bytes, file: file)
             for record in records { try log.apply(record) }
             if validBytes < bytes.count {
                 guard position == segments.count - 1 else {
                     throw .corrupt("\(file): damaged record at byte \(validBytes) in a segment that is not the last")
                 }
-                try DurableFile.truncate(file, to: validBytes)
+                try Files.truncate(file, to: validBytes)
                 discarded = bytes.count - validBytes
             }
         }
@@ -83,21 +81,21 @@ public final class WriteAheadLog {
             snapshot = try Self.readSnapshot(path(directory, Self.snapshotName(metadata)), expecting: metadata)
         }
         for name in names where name.hasSuffix(".snap") && name != log.snapshot.map(Self.snapshotName) {
-            try DurableFile.remove(path(directory, name))  // Written before a crash, never referenced.
+            try Files.remove(path(directory, name))  // Written before a crash, never referenced.
         }
 
         self.log = log
         recovery = Recovery(hardState: log.hardState, snapshot: snapshot, entries: log.entries, discardedTailBytes: discarded)
         if let (sequence, name) = segments.last {
             segmentSequence = sequence
-            segmentFD = try DurableFile.open(path(directory, name), flags: O_WRONLY)
+            segmentFD = try Files.open(path(directory, name), flags: O_WRONLY)
             segmentSize = Int(lseek(segmentFD, 0, SEEK_END))
         } else {
             segmentSequence = 1
             let file = path(directory, Self.segmentName(1))
-            segmentFD = try DurableFile.open(file, flags: O_WRONLY | O_CREAT | O_EXCL)
+            segmentFD = try Files.open(file, flags: O_WRONLY | O_CREAT | O_EXCL)
             segmentSize = 0
-            try DurableFile.syncDirectory(directory)
+            try Files.syncDirectory(directory)
         }
     }
 
@@ -106,8 +104,15 @@ public final class WriteAheadLog {
     /// Makes what `ready` asks durable: the snapshot file first, then one batch of records and
     /// one fdatasync (none when only the commit index moved). Nothing of `ready` may be acted
     /// on before this returns.
-    public func save(_ ready: Ready) throws(StorageError) {
+    @discardableResult
+    public func save(_ ready: Ready) throws(StorageError) -> Bool {
         try append(PersistentLog.records(of: ready), snapshotData: ready.snapshot?.data)
+        return true
+    }
+
+    /// The log and snapshot found when the log was opened (a driver starts from these once).
+    public func recover() throws(StorageError) -> (log: PersistentLog, snapshot: Snapshot?) {
+        (log, recovery.snapshot)
     }
 
     /// Records the host's own snapshot (after ``RaftNode/compact(through:snapshotData:)``), so the
@@ -138,13 +143,13 @@ public final class WriteAheadLog {
                 if state.term != log.hardState.term || state.vote != log.hardState.vote { mustSync = true }
             }
         }
-        try DurableFile.writeAll(segmentFD, writer.bytes, at: segmentSize, path: currentSegmentPath)
-        if mustSync { try DurableFile.sync(segmentFD, path: currentSegmentPath) }
+        try Files.writeAll(segmentFD, writer.bytes, at: segmentSize, path: currentSegmentPath)
+        if mustSync { try Files.sync(segmentFD, path: currentSegmentPath) }
         segmentSize += writer.bytes.count
         let oldSnapshot = log.snapshot
         for record in records { try log.apply(record) }
         if let oldSnapshot, oldSnapshot != log.snapshot {
-            try DurableFile.remove(path(directory, Self.snapshotName(oldSnapshot)))
+            try Files.remove(path(directory, Self.snapshotName(oldSnapshot)))
         }
         if segmentSize >= segmentLimit { try rotateIfCheap() }
     }
@@ -159,18 +164,18 @@ public final class WriteAheadLog {
         guard writer.bytes.count < segmentLimit / 2 else { return }
         let next = segmentSequence + 1
         let file = path(directory, Self.segmentName(next))
-        try DurableFile.writeAtomically(writer.bytes, to: file, directory: directory)
-        let fd = try DurableFile.open(file, flags: O_WRONLY)
+        try Files.writeAtomically(writer.bytes, to: file)
+        let fd = try Files.open(file, flags: O_WRONLY)
         close(segmentFD)
         segmentFD = fd
         segmentSequence = next
         segmentSize = writer.bytes.count
-        for name in try DurableFile.list(directory) where name.hasSuffix(".wal") {
+        for name in try Files.list(directory) where name.hasSuffix(".wal") {
             if let sequence = UInt64(name.dropLast(4), radix: 16), sequence < next {
-                try DurableFile.remove(path(directory, name))
+                try Files.remove(path(directory, name))
             }
         }
-        try DurableFile.syncDirectory(directory)
+        try Files.syncDirectory(directory)
     }
 
     private var currentSegmentPath: String { path(directory, Self.segmentName(segmentSequence)) }
@@ -230,7 +235,7 @@ public final class WriteAheadLog {
                 throw .corrupt("\(file): checksum mismatch in record at byte \(valid), with records after it")
             }
             var bodyReader = ByteReader(body)
-            do throws(DecodingError) {
+            do throws(RaftDecodingError) {
                 records.append(try decodeBody(&bodyReader))
                 guard bodyReader.atEnd else { throw .trailingBytes(bodyReader.remaining) }
             } catch {
@@ -242,7 +247,7 @@ public final class WriteAheadLog {
         return (records, valid)
     }
 
-    private static func decodeBody(_ reader: inout ByteReader) throws(DecodingError) -> PersistentLog.Record {
+    private static func decodeBody(_ reader: inout ByteReader) throws(RaftDecodingError) -> PersistentLog.Record {
         guard let raw = reader.byte(), let type = RecordType(rawValue: raw) else { throw .invalid("record type") }
         switch type {
         case .entry:
@@ -273,18 +278,18 @@ public final class WriteAheadLog {
         file.bytes.append(contentsOf: Self.snapshotMagic)
         file.word32(CRC32C.checksum(body.bytes))
         file.bytes.append(contentsOf: body.bytes)
-        try DurableFile.writeAtomically(file.bytes, to: path(directory, Self.snapshotName(snapshot.metadata)), directory: directory)
+        try Files.writeAtomically(file.bytes, to: path(directory, Self.snapshotName(snapshot.metadata)))
     }
 
     private static func readSnapshot(_ file: String, expecting metadata: SnapshotMetadata) throws(StorageError) -> Snapshot {
-        let bytes = try DurableFile.readAll(file)
+        let bytes = try Files.readAll(file)
         guard bytes.count >= 12, Array(bytes[0..<8]) == snapshotMagic else { throw .corrupt("\(file): not a snapshot file") }
         var reader = ByteReader(bytes, from: 8)
         let crc = reader.word32()!
         let body = Array(bytes[12...])
         guard CRC32C.checksum(body) == crc else { throw .corrupt("\(file): checksum mismatch") }
         var bodyReader = ByteReader(body)
-        do throws(DecodingError) {
+        do throws(RaftDecodingError) {
             let stored = try bodyReader.snapshotMetadata()
             guard let data = bodyReader.field(), bodyReader.atEnd else { throw .truncated("snapshot data") }
             guard stored == metadata else { throw .invalid("snapshot metadata differs from the log's") }
@@ -300,4 +305,44 @@ private func path(_ directory: String, _ name: String) -> String { directory + "
 private func hex(_ value: UInt64) -> String {
     let digits = String(value, radix: 16)
     return String(repeating: "0", count: 16 - digits.count) + digits
+}
+
+/// HostNet's durable file operations with their errors as the log's ``StorageError``, so that a
+/// failure to persist reads the same whichever call it came from.
+private enum Files {
+    static func convert<T>(_ body: () throws(HostNetError) -> T) throws(StorageError) -> T {
+        do throws(HostNetError) { return try body() } catch {
+            throw .system(operation: error.operation, path: error.object, errno: error.errno)
+        }
+    }
+    static func open(_ path: String, flags: Int32) throws(StorageError) -> Int32 {
+        try convert { () throws(HostNetError) in try DurableFile.open(path, flags: flags) }
+    }
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(StorageError) {
+        try convert { () throws(HostNetError) in try DurableFile.writeAll(fd, bytes, at: offset, path: path) }
+    }
+    static func readAll(_ path: String) throws(StorageError) -> [UInt8] {
+        try convert { () throws(HostNetError) in try DurableFile.readAll(path) }
+    }
+    static func sync(_ fd: Int32, path: String) throws(StorageError) {
+        try convert { () throws(HostNetError) in try DurableFile.sync(fd, path: path) }
+    }
+    static func syncDirectory(_ path: String) throws(StorageError) {
+        try convert { () throws(HostNetError) in try DurableFile.syncDirectory(path) }
+    }
+    static func writeAtomically(_ bytes: [UInt8], to path: String) throws(StorageError) {
+        try convert { () throws(HostNetError) in try DurableFile.writeAtomically(bytes, to: path) }
+    }
+    static func makeDirectories(_ path: String) throws(StorageError) {
+        try convert { () throws(HostNetError) in try DurableFile.makeDirectories(path) }
+    }
+    static func list(_ directory: String) throws(StorageError) -> [String] {
+        try convert { () throws(HostNetError) in try DurableFile.list(directory) }
+    }
+    static func remove(_ path: String) throws(StorageError) {
+        try convert { () throws(HostNetError) in try DurableFile.remove(path) }
+    }
+    static func truncate(_ path: String, to size: Int) throws(StorageError) {
+        try convert { () throws(HostNetError) in try DurableFile.truncate(path, to: size) }
+    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Raft
+import RaftHost
 import Testing
 
 /// The write-ahead log: round trips, overwrites, snapshots, segment rotation, and a crash at

@@ -1,0 +1,162 @@
+// The POSIX file operations that durability depends on, each turned into a `HostNetError` that
+// names the call and the path, and the one atomic write of Shoal (DESIGN.md §8): Raft's
+// write-ahead log and snapshots, the daemon's state and keys, lab records and the CLI's files
+// all go through `DurableFile.writeAtomically`. Plain system calls rather than Foundation's
+// FileHandle: durability depends on exactly which of write, fsync and rename happen, in which
+// order.
+
+import Foundation
+import Glibc
+
+/// Durable file primitives: whole writes and reads, fdatasync, directory fsync, the atomic
+/// replace. Every function is safe to call from any thread; none keeps state.
+public enum DurableFile {
+    /// Opens `path` with `flags` (O_CLOEXEC added) and returns the descriptor.
+    public static func open(_ path: String, flags: Int32, mode: mode_t = 0o600) throws(HostNetError) -> Int32 {
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw HostNetError("open", path, errno: errno) }
+        return fd
+    }
+
+    /// Writes all of `bytes` at `offset`, retrying short writes and EINTR.
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int, path: String) throws(HostNetError) {
+        var written = 0
+        while written < bytes.count {
+            let result = pwrite(fd, bytes.baseAddress! + written, bytes.count - written, off_t(offset + written))
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw HostNetError("write", path, errno: errno)
+            }
+            written += result
+        }
+    }
+
+    /// Writes all of `bytes` at `offset`.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(HostNetError) {
+        try withRawBytes(bytes) { (raw) throws(HostNetError) in try writeAll(fd, raw, at: offset, path: path) }
+    }
+
+    /// The whole content of `path`.
+    public static func readAll(_ path: String) throws(HostNetError) -> [UInt8] {
+        let fd = try open(path, flags: O_RDONLY)
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw HostNetError("stat", path, errno: errno) }
+        let size = Int(status.st_size)
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let result = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, size - done, off_t(done)) }
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw HostNetError("read", path, errno: errno)
+            }
+            if result == 0 { break }
+            done += result
+        }
+        return Array(bytes.prefix(done))
+    }
+
+    /// fdatasync: the data written to `fd` survives a crash from here on.
+    public static func sync(_ fd: Int32, path: String) throws(HostNetError) {
+        guard fdatasync(fd) == 0 else { throw HostNetError("fdatasync", path, errno: errno) }
+    }
+
+    /// fsync of a directory: names created, renamed or removed in it survive a crash.
+    public static func syncDirectory(_ path: String) throws(HostNetError) {
+        let fd = try open(path, flags: O_RDONLY | O_DIRECTORY)
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw HostNetError("fsync", path, errno: errno) }
+    }
+
+    /// Replaces `path` with `bytes` so that after a crash the file is either its old version
+    /// (or absent) or complete: a temporary file beside it, fsync, rename, fsync of the
+    /// directory. The directory is created (0700) when missing; the file gets `mode`.
+    public static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String, mode: mode_t = 0o600) throws(HostNetError) {
+        let directory = (path as NSString).deletingLastPathComponent
+        try makeDirectories(directory.isEmpty ? "." : directory)
+        let temporary = "\(path).tmp.\(getpid())"
+        let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
+        do throws(HostNetError) {
+            // The mode passed to open is masked by the umask; keys must be exactly `mode`.
+            guard fchmod(fd, mode) == 0 else { throw HostNetError("chmod", temporary, errno: errno) }
+            try writeAll(fd, bytes, at: 0, path: temporary)
+            guard fsync(fd) == 0 else { throw HostNetError("fsync", temporary, errno: errno) }
+        } catch {
+            close(fd)
+            unlink(temporary)
+            throw error
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw HostNetError("rename", path, errno: code)
+        }
+        try syncDirectory(directory.isEmpty ? "." : directory)
+    }
+
+    /// Replaces `path` with `bytes` atomically and durably.
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(HostNetError) {
+        try withRawBytes(bytes) { (raw) throws(HostNetError) in try writeAtomically(raw, to: path, mode: mode) }
+    }
+
+    /// Replaces `path` with `data` atomically and durably.
+    public static func writeAtomically(_ data: Data, to path: String, mode: mode_t = 0o600) throws(HostNetError) {
+        try withRawBytes(data) { (raw) throws(HostNetError) in try writeAtomically(raw, to: path, mode: mode) }
+    }
+
+    /// Creates `path` (0700), and its parents, when missing.
+    public static func makeDirectories(_ path: String) throws(HostNetError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return }
+        do {
+            try FileManager.default.createDirectory(
+                atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw HostNetError("create directory", path, errno: EACCES, detail: "\(error)")
+        }
+    }
+
+    /// The names in `directory` (without `.` and `..`), sorted.
+    public static func list(_ directory: String) throws(HostNetError) -> [String] {
+        guard let handle = opendir(directory) else { throw HostNetError("opendir", directory, errno: errno) }
+        defer { closedir(handle) }
+        var names: [String] = []
+        while let entry = readdir(handle) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Removes `path`; a missing file is not an error.
+    public static func remove(_ path: String) throws(HostNetError) {
+        if unlink(path) != 0 && errno != ENOENT { throw HostNetError("unlink", path, errno: errno) }
+    }
+
+    /// Cuts `path` to `size` bytes, durably.
+    public static func truncate(_ path: String, to size: Int) throws(HostNetError) {
+        let fd = try open(path, flags: O_WRONLY)
+        defer { close(fd) }
+        guard ftruncate(fd, off_t(size)) == 0 else { throw HostNetError("ftruncate", path, errno: errno) }
+        try sync(fd, path: path)
+    }
+
+    /// `withUnsafeBytes` with the typed error carried through (it only rethrows untyped).
+    private static func withRawBytes(
+        _ bytes: some ContiguousBytes, _ body: (UnsafeRawBufferPointer) throws(HostNetError) -> Void
+    ) throws(HostNetError) {
+        let failure: HostNetError? = bytes.withUnsafeBytes { raw in
+            do throws(HostNetError) {
+                try body(raw)
+                return nil
+            } catch {
+                return error
+            }
+        }
+        if let failure { throw failure }
+    }
+}
