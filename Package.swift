@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "ServiceDNS", targets: ["ServiceDNS"]),
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftHost", targets: ["RaftHost"]),
+        .library(name: "ClusterAPI", targets: ["ClusterAPI"]),
+        .library(name: "ControlPlane", targets: ["ControlPlane"]),
         .library(name: "Gossip", targets: ["Gossip"]),
     ],
     dependencies: [
@@ -23,6 +25,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     ],
     targets: [
         // System libraries, linked through module maps and pkg-config.
@@ -82,7 +87,20 @@ let package = Package(
                 "Raft", "EngineKit", "Framing", "HostNet", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
-        .target(name: "ControlPlane", dependencies: ["Raft"]),
+        // The cluster's object model and API: protobuf messages and gRPC services, generated once
+        // by scripts/generate-api.sh from Protos/ and committed (builds never run a generator).
+        .target(
+            name: "ClusterAPI",
+            dependencies: [
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            exclude: ["Protos"]),
+        .target(
+            name: "ControlPlane",
+            dependencies: [
+                "ClusterAPI", "Raft", "RaftHost", "EngineKit", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
         .target(
             name: "Agent",
             dependencies: [
@@ -126,7 +144,9 @@ let package = Package(
             dependencies: [
                 "Framing", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
-        .testTarget(name: "ControlPlaneTests", dependencies: ["ControlPlane"]),
+        .testTarget(
+            name: "ControlPlaneTests",
+            dependencies: ["ControlPlane", "ClusterAPI", "Raft", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .testTarget(name: "AgentTests", dependencies: ["Agent"]),
     ]
 )
