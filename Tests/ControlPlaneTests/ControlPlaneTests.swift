@@ -1,1 +1,0 @@
-// Tests for ControlPlane arrive with its implementation.
