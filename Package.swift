@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "RaftHost", targets: ["RaftHost"]),
         .library(name: "ClusterAPI", targets: ["ClusterAPI"]),
         .library(name: "ControlPlane", targets: ["ControlPlane"]),
+        .library(name: "PKI", targets: ["PKI"]),
         .library(name: "Gossip", targets: ["Gossip"]),
     ],
     dependencies: [
@@ -26,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
     ],
@@ -96,6 +99,13 @@ let package = Package(
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ],
             exclude: ["Protos"]),
+        // The cluster's trust: root CA, node certificates (CN node, OU role, O cluster), join tokens.
+        .target(
+            name: "PKI",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]),
         .target(
             name: "ControlPlane",
             dependencies: [
@@ -139,6 +149,9 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftHost", "RaftSimulation"]),
         .testTarget(name: "RaftHostTests", dependencies: ["RaftHost", "Raft"]),
         .testTarget(name: "EngineKitTests", dependencies: ["EngineKit"]),
+        .testTarget(
+            name: "PKITests",
+            dependencies: ["PKI", .product(name: "X509", package: "swift-certificates"), .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "FramingTests",
             dependencies: [
