@@ -111,6 +111,12 @@ let package = Package(
             dependencies: [
                 "ClusterAPI", "Raft", "RaftHost", "EngineKit", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ]),
+        // The managers' store under the Raft simulator (tests, `make soak`).
+        .target(
+            name: "StoreSimulation",
+            dependencies: [
+                "ControlPlane", "ClusterAPI", "Raft", "RaftSimulation", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
         .target(
             name: "Agent",
             dependencies: [
@@ -127,7 +133,7 @@ let package = Package(
             name: "shoal",
             dependencies: [
                 "Wire", "HostNet", "Lab", "Overlay", "ServiceDNS", "EngineKit", "Gossip", "GossipSimulation", "Raft",
-                "RaftSimulation", "RaftHost",
+                "RaftSimulation", "RaftHost", "StoreSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -159,7 +165,10 @@ let package = Package(
             ]),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "ClusterAPI", "Raft", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
+            dependencies: [
+                "ControlPlane", "ClusterAPI", "Raft", "RaftSimulation", "StoreSimulation",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
         .testTarget(name: "AgentTests", dependencies: ["Agent"]),
     ]
 )

@@ -11,11 +11,11 @@ struct ClientTicket {
 
 /// One simulated member: the real host driver (nil while crashed) over a disk that survives
 /// its crashes.
-final class SimulatedNode {
+final class SimulatedNode<Machine: ReplicatedStateMachine> {
     let id: NodeID
     let configuration: RaftConfiguration
     let compactionInterval: LogIndex
-    var driver: RaftDriver<KeyValueStore, SimulatedDisk, ClientTicket>?
+    var driver: RaftDriver<Machine, SimulatedDisk, ClientTicket>?
     let disk = SimulatedDisk()
     /// Bumped at each crash, so ticks scheduled before it are ignored.
     var incarnation = 0

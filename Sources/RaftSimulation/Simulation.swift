@@ -7,8 +7,11 @@ import RaftHost
 /// crashes members (tearing their last write) and restarts them from their simulated disks,
 /// adds and removes members, while clients write and read keys. Safety is checked after every
 /// event and the clients' history is checked for linearizability at the end.
-public final class Simulation {
-    private enum Event {
+public final class Simulation<Workload: SimulatedWorkload> {
+    private typealias Node = SimulatedNode<Workload.Machine>
+    private typealias Event = RaftDriver<Workload.Machine, SimulatedDisk, ClientTicket>.Event
+
+    private enum Scheduled {
         case deliver(Message)
         case tick(NodeID, incarnation: Int)
         case client(Int)
@@ -17,6 +20,7 @@ public final class Simulation {
         case restart(NodeID)
         case changeMembership
         case quiet
+        case watch
     }
 
     private struct Client {
@@ -32,9 +36,9 @@ public final class Simulation {
 
     private let options: SimulationOptions
     private var random: SplitMix64
-    private var queue = EventQueue<Event>()
+    private var queue = EventQueue<Scheduled>()
     private var now = 0
-    private var nodes: [NodeID: SimulatedNode] = [:]
+    private var nodes: [NodeID: Node] = [:]
     private var nextNodeID: NodeID
     private var blocked = Set<Route>()
     private var partitioned = false
@@ -45,14 +49,16 @@ public final class Simulation {
     private var discarded = Set<Int>()
     private var clients: [Client]
     private var report: SimulationReport
+    /// The versions a simulated watch saw, following whichever member it reached each time.
+    private var watched: [UInt64] = []
 
     private struct Route: Hashable {
         var from: NodeID
         var to: NodeID
     }
 
-    private static let tickMilliseconds = 10
-    private static let operationTimeout = 1_000
+    private static var tickMilliseconds: Int { 10 }
+    private static var operationTimeout: Int { 1_000 }
 
     /// Prepares a run; nothing happens until ``run()``.
     public init(options: SimulationOptions) {
@@ -77,6 +83,7 @@ public final class Simulation {
         queue.schedule(.fault, at: 100)
         if options.membershipChanges { queue.schedule(.changeMembership, at: 250) }
         queue.schedule(.quiet, at: options.faultMilliseconds)
+        if Workload.changes(after: 0, in: Workload.Machine()) != nil { queue.schedule(.watch, at: 5) }
         let end = options.faultMilliseconds + options.quietMilliseconds
         while let (time, event) = queue.popNext(), time <= end {
             now = time
@@ -92,7 +99,7 @@ public final class Simulation {
 
     // MARK: - Events
 
-    private func handle(_ event: Event) {
+    private func handle(_ event: Scheduled) {
         switch event {
         case .deliver(let message):
             deliver(message)
@@ -112,6 +119,9 @@ public final class Simulation {
             partitioned = false
         case .restart(let id):
             if let node = nodes[id], !node.isUp { start(id) }
+        case .watch:
+            watch()
+            queue.schedule(.watch, at: now + 25)
         case .changeMembership:
             changeMembership()
             if now + 250 < options.faultMilliseconds { queue.schedule(.changeMembership, at: now + 250) }
@@ -128,13 +138,13 @@ public final class Simulation {
         }
     }
 
-    private func makeNode(_ id: NodeID) -> SimulatedNode {
+    private func makeNode(_ id: NodeID) -> Node {
         var configuration = RaftConfiguration(id: id, randomSeed: options.seed &* 31 &+ id)
         configuration.maxInflightAppends = 8
         configuration.maxAppendBytes = 512
         configuration.snapshotChunkBytes = options.snapshotChunkBytes
         configuration.testingOnlyCommitEarlierTermsByCounting = options.unsafeCommitEarlierTerms
-        let node = SimulatedNode(id: id, configuration: configuration, compactionInterval: LogIndex(options.compactionInterval))
+        let node = Node(id: id, configuration: configuration, compactionInterval: LogIndex(options.compactionInterval))
         node.disk.observePersisted = { [unowned self] entry, previousTerm in
             checker.observePersisted(entry, previousTerm: previousTerm, node: id, time: now)
         }
@@ -151,7 +161,7 @@ public final class Simulation {
         drain(node)
     }
 
-    private func crash(_ node: SimulatedNode) {
+    private func crash(_ node: Node) {
         note("node \(node.id) crashes")
         node.crash()
         report.crashes += 1
@@ -188,9 +198,9 @@ public final class Simulation {
     // MARK: - The host loop of one member
 
     /// Runs the member's Readies through the real host driver, then does what its events ask.
-    private func drain(_ node: SimulatedNode) {
+    private func drain(_ node: Node) {
         while node.driver?.hasReady == true {
-            let events: [RaftDriver<KeyValueStore, SimulatedDisk, ClientTicket>.Event]
+            let events: [Event]
             do throws(RaftDriverFailure) {
                 events = try node.driver!.handleReady { [unowned self] messages in
                     for message in messages { send(message) }
@@ -208,12 +218,17 @@ public final class Simulation {
         }
     }
 
-    private func handle(_ event: RaftDriver<KeyValueStore, SimulatedDisk, ClientTicket>.Event, on node: SimulatedNode) {
+    private func handle(_ event: Event, on node: Node) {
         switch event {
         case .applied(let entry):
             checker.observeApplied(entry, node: node.id, time: now)
-        case .committed(let ticket, (), _):
-            if clients[ticket.client].operation == ticket.operation { complete(ticket.client, result: nil) }
+        case .committed(let ticket, let output, _):
+            guard clients[ticket.client].operation == ticket.operation else { return }
+            if Workload.tookEffect(output) {
+                complete(ticket.client, result: nil)
+            } else {
+                refused(ticket.client)
+            }
         case .superseded(let ticket):
             // Another leader's entry took that index: this attempt certainly failed; try again.
             if clients[ticket.client].operation == ticket.operation { retry(ticket.client) }
@@ -221,7 +236,7 @@ public final class Simulation {
             break  // The client times out and leaves the write in the history as maybe-done.
         case .readable(let ticket):
             if clients[ticket.client].operation == ticket.operation {
-                complete(ticket.client, result: node.driver!.machine.values[clients[ticket.client].key])
+                complete(ticket.client, result: Workload.read(key: clients[ticket.client].key, from: node.driver!.machine))
             }
         case .readAborted(let ticket):
             // Reads have no effect: unconfirmed ones may simply be asked again elsewhere.
@@ -269,8 +284,7 @@ public final class Simulation {
         do throws(RaftError) {
             let ticket = ClientTicket(client: index, operation: operation)
             if client.isWrite {
-                let command = KeyValueCommand.put(key: client.key, value: client.value)
-                try node.driver!.propose(command.encoded, token: ticket)
+                try node.driver!.propose(Workload.write(key: client.key, value: client.value, operation: operation), token: ticket)
             } else {
                 try node.driver!.read(token: ticket)
             }
@@ -323,6 +337,15 @@ public final class Simulation {
         guard clients[index].operation != nil else { return }
         clients[index].submitted = false
         clients[index].target = 0
+        queue.schedule(.client(index), at: now + 1)
+    }
+
+    /// The machine refused the write: it certainly took no effect, so it is no part of the history.
+    private func refused(_ index: Int) {
+        guard let operation = clients[index].operation else { return }
+        discarded.insert(operation)
+        report.refusedWrites += 1
+        clients[index].operation = nil
         queue.schedule(.client(index), at: now + 1)
     }
 
@@ -386,7 +409,7 @@ public final class Simulation {
 
     /// An operator adding a learner, promoting it once it caught up, or removing a voter.
     private func changeMembership() {
-        let leaders = nodes.keys.sorted().compactMap { id -> SimulatedNode? in
+        let leaders = nodes.keys.sorted().compactMap { id -> Node? in
             guard let node = nodes[id], node.core?.status.role == .leader else { return nil }
             return node
         }
@@ -430,6 +453,59 @@ public final class Simulation {
         drain(node)
     }
 
+    // MARK: - Watches
+
+    /// One poll of a watch: a member picked at random gives the changes after the last version
+    /// seen; a member whose history no longer reaches that far is skipped, as a real watcher
+    /// would go to another manager.
+    private func watch() {
+        let live = nodes.keys.sorted().filter { nodes[$0]!.isUp }
+        guard !live.isEmpty else { return }
+        let node = nodes[live[Int(random.next() % UInt64(live.count))]]!
+        let last = watched.last ?? 0
+        guard let changes = Workload.changes(after: last, in: node.driver!.machine) else { return }
+        for version in changes {
+            if version <= (watched.last ?? 0) {
+                checker.fail("watch on node \(node.id) gave version \(version) after \(watched.last ?? 0)")
+                return
+            }
+            watched.append(version)
+        }
+    }
+
+    /// What the watch saw must be exactly what the most advanced member committed: no gap, no
+    /// duplicate, across every leader change and member it followed.
+    private func checkWatch() {
+        guard !watched.isEmpty else { return }
+        let reference = nodes.values.compactMap(\.driver).max { $0.machine.appliedIndex < $1.machine.appliedIndex }
+        guard let machine = reference?.machine else { return }
+        // From the oldest point the reference still holds, the rest must match one for one.
+        for start in [0] + watched.indices.map({ $0 + 1 }) {
+            let after = start == 0 ? 0 : watched[start - 1]
+            guard let expected = Workload.changes(after: after, in: machine) else { continue }
+            let seen = Array(watched[start...])
+            if Array(expected.prefix(seen.count)) != seen {
+                checker.fail("watch saw \(seen.prefix(8))… after \(after), the log committed \(expected.prefix(8))…")
+            }
+            report.watchedChanges = watched.count
+            return
+        }
+    }
+
+    /// Members at the same applied index hold the same state, byte for byte.
+    private func checkSameState() {
+        var byIndex: [LogIndex: (NodeID, [UInt8])] = [:]
+        for id in nodes.keys.sorted() {
+            guard let machine = nodes[id]?.driver?.machine else { continue }
+            let bytes = machine.snapshotData()
+            if let (other, reference) = byIndex[machine.appliedIndex] {
+                if reference != bytes { checker.fail("nodes \(other) and \(id) applied \(machine.appliedIndex) entries but hold different states") }
+            } else {
+                byIndex[machine.appliedIndex] = (id, bytes)
+            }
+        }
+    }
+
     // MARK: - Verdict
 
     private func finish() {
@@ -439,6 +515,8 @@ public final class Simulation {
                 + "applied \(status.applied) last \(status.lastIndex) voters \(status.membership.voters) "
                 + "learners \(status.membership.learners) matched \(status.matched.sorted { $0.key < $1.key })")
         }
+        checkWatch()
+        checkSameState()
         let checked = history.enumerated().filter { !discarded.contains($0.offset) }.map(\.element)
         for key in LinearizabilityChecker.violations(in: checked) {
             checker.fail("history of key \(key) is not linearizable")

@@ -59,6 +59,8 @@ public struct SimulationReport: Sendable {
     public var completedWrites = 0
     public var completedReads = 0
     public var unknownWrites = 0
+    /// Writes the state machine refused (they took no effect).
+    public var refusedWrites = 0
     /// Highest index applied anywhere, terms that had a leader, members added and removed.
     public var highestApplied: LogIndex = 0
     public var termsWithLeader = 0
@@ -67,6 +69,8 @@ public struct SimulationReport: Sendable {
     public var crashes = 0
     public var snapshotsSent = 0
     public var messagesDelivered = 0
+    /// Changes a simulated watch followed to the end (0 for machines without a history).
+    public var watchedChanges = 0
     /// Notable events, when ``SimulationOptions/trace`` is on.
     public var trace: [String] = []
 
@@ -75,6 +79,33 @@ public struct SimulationReport: Sendable {
         "seed \(seed): \(violations.isEmpty && !livenessFailure ? "ok" : "FAILED") — \(completedWrites) writes, "
             + "\(completedReads) reads, \(unknownWrites) unknown, applied \(highestApplied), \(termsWithLeader) leaders, "
             + "\(crashes) crashes, \(membershipChanges) membership changes, \(transfers) transfers, \(snapshotsSent) snapshot chunks, "
-            + "\(messagesDelivered) messages"
+            + "\(messagesDelivered) messages" + (watchedChanges > 0 ? ", \(watchedChanges) changes watched" : "")
+    }
+}
+
+/// What many runs did in all: tests check these so that a pass is never vacuous.
+public struct SimulationTotals: Sendable {
+    public var writes = 0
+    public var reads = 0
+    public var membershipChanges = 0
+    public var transfers = 0
+    public var crashes = 0
+    public var snapshotsSent = 0
+    public var termsWithLeader = 0
+    public var watchedChanges = 0
+
+    /// Nothing yet.
+    public init() {}
+
+    /// Adds one run.
+    public mutating func add(_ report: SimulationReport) {
+        writes += report.completedWrites
+        reads += report.completedReads
+        membershipChanges += report.membershipChanges
+        transfers += report.transfers
+        crashes += report.crashes
+        snapshotsSent += report.snapshotsSent
+        termsWithLeader += report.termsWithLeader
+        watchedChanges += report.watchedChanges
     }
 }

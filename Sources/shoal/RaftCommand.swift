@@ -5,6 +5,7 @@ import NIOPosix
 import Raft
 import RaftHost
 import RaftSimulation
+import StoreSimulation
 
 /// `shoal raft …`: a Raft member, the client commands of its key-value store, the simulator.
 struct RaftCommand: ParsableCommand {
@@ -193,6 +194,10 @@ struct RaftSimulate: ParsableCommand {
     @Flag(help: "Print the notable events of each run.") var trace = false
     @Flag(help: "Break the commit rule on purpose (commit earlier terms by counting), to see the checkers fire.")
     var unsafeCommitEarlierTerms = false
+    @Option(help: "What the group replicates: kv (the key-value store) or store (the managers' cluster store).")
+    var machine: SimulatedMachine = .kv
+
+    enum SimulatedMachine: String, ExpressibleByArgument { case kv, store }
 
     func run() throws {
         var failures: [UInt64] = []
@@ -204,7 +209,7 @@ struct RaftSimulate: ParsableCommand {
             var options = SimulationOptions(seed: seed)
             options.trace = trace
             options.unsafeCommitEarlierTerms = unsafeCommitEarlierTerms
-            let report = Simulation(options: options).run()
+            let report = machine == .kv ? KeyValueSimulation(options: options).run() : StoreSimulation(options: options).run()
             writes += report.completedWrites
             reads += report.completedReads
             if trace { report.trace.forEach { print("  \($0)") } }

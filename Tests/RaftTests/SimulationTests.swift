@@ -10,32 +10,26 @@ import Testing
     static let seedCount = 120
 
     @Test func seededRunsKeepEverySafetyProperty() {
-        var totals = (writes: 0, reads: 0, membership: 0, transfers: 0, crashes: 0, snapshots: 0, leaders: 0)
+        var totals = SimulationTotals()
         for seed in 1...UInt64(Self.seedCount) {
-            let report = Simulation(options: SimulationOptions(seed: seed)).run()
+            let report = KeyValueSimulation(options: SimulationOptions(seed: seed)).run()
             #expect(report.violations.isEmpty, "\(report.summary)\n\(report.violations.joined(separator: "\n"))")
             #expect(!report.livenessFailure, "no write completed after the faults stopped: \(report.summary)")
-            totals.writes += report.completedWrites
-            totals.reads += report.completedReads
-            totals.membership += report.membershipChanges
-            totals.transfers += report.transfers
-            totals.leaders += report.termsWithLeader
-            totals.crashes += report.crashes
-            totals.snapshots += report.snapshotsSent
+            totals.add(report)
         }
         // The runs must actually exercise what they claim to: guard against a vacuous pass.
         #expect(totals.writes > Self.seedCount * 20)
         #expect(totals.reads > Self.seedCount * 10)
-        #expect(totals.membership > Self.seedCount / 2)
+        #expect(totals.membershipChanges > Self.seedCount / 2)
         #expect(totals.transfers > Self.seedCount / 4)
-        #expect(totals.leaders > Self.seedCount * 2)
+        #expect(totals.termsWithLeader > Self.seedCount * 2)
         #expect(totals.crashes > Self.seedCount / 2)
-        #expect(totals.snapshots > Self.seedCount / 4)
+        #expect(totals.snapshotsSent > Self.seedCount / 4)
     }
 
     @Test func aSeedReplaysExactly() {
-        let first = Simulation(options: SimulationOptions(seed: 4242)).run()
-        let second = Simulation(options: SimulationOptions(seed: 4242)).run()
+        let first = KeyValueSimulation(options: SimulationOptions(seed: 4242)).run()
+        let second = KeyValueSimulation(options: SimulationOptions(seed: 4242)).run()
         #expect(first.summary == second.summary)
     }
 }
