@@ -1,8 +1,7 @@
 import EngineKit
+import Framing
 import Logging
 import NIOCore
-import Framing
-import EngineKit
 import NIOPosix
 import Raft
 

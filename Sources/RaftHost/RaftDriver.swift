@@ -14,9 +14,9 @@ import Raft
 
 /// What a Raft group replicates: a deterministic state machine changed only by committed
 /// entries, in index order, and restorable from its own snapshot bytes.
-public protocol ReplicatedStateMachine {
+public protocol ReplicatedStateMachine: Sendable {
     /// What applying a committed entry gives back to the member that proposed it.
-    associatedtype Output
+    associatedtype Output: Sendable
     /// A machine with nothing applied.
     init()
     /// Restores a machine from ``snapshotData()``; nil when the bytes are not such a snapshot.
