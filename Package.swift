@@ -110,6 +110,7 @@ let package = Package(
             name: "ControlPlane",
             dependencies: [
                 "ClusterAPI", "Raft", "RaftHost", "EngineKit", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]),
         // The managers' store under the Raft simulator (tests, `make soak`).
         .target(
@@ -166,8 +167,8 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "ClusterAPI", "Raft", "RaftSimulation", "StoreSimulation",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "ControlPlane", "ClusterAPI", "Raft", "RaftHost", "RaftSimulation", "StoreSimulation",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(name: "AgentTests", dependencies: ["Agent"]),
     ]

@@ -20,6 +20,10 @@ final class PeerTransport: @unchecked Sendable {
     private let logger: Logger
     private var server: Channel?
     private var peers: [NodeID: Peer] = [:]
+    /// Accepted connections, by identity, until they close.
+    private var inbound: [ObjectIdentifier: Channel] = [:]
+    /// Set by ``close()``: nothing is sent or connected after it.
+    private var closed = false
     /// Resolves a member's address ("host:port"), from configuration or the replicated store.
     var addressOf: (NodeID) -> String? = { _ in nil }
     var onMessage: MessageHandler = { _ in }
@@ -54,6 +58,7 @@ final class PeerTransport: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     try Self.addFraming(to: channel, counters: self.frameDrops)
                     try channel.pipeline.syncOperations.addHandler(InboundFrames(transport: self))
+                    self.track(channel)
                 }
             }
             .bind(host: host, port: port).wait()
@@ -69,6 +74,7 @@ final class PeerTransport: @unchecked Sendable {
     /// Sends `message` to its recipient, connecting first if needed.
     func send(_ message: Message) {
         loop.preconditionInEventLoop()
+        guard !closed else { return }
         var buffer = ByteBufferAllocator().buffer(capacity: 64)
         buffer.writeInteger(FrameChannel.raft.rawValue)
         buffer.writeBytes(message.encoded())
@@ -153,9 +159,25 @@ final class PeerTransport: @unchecked Sendable {
         channel.close(promise: nil)
     }
 
+    /// Remembers an accepted connection until it closes, so that ``close()`` ends it too.
+    private func track(_ channel: Channel) {
+        loop.preconditionInEventLoop()
+        let key = ObjectIdentifier(channel)
+        inbound[key] = channel
+        channel.closeFuture.whenComplete { [self] _ in inbound[key] = nil }
+    }
+
+    /// Stops listening and closes every connection, outbound and accepted: no frame reaches
+    /// the member after this returns.
     func close() {
+        try? loop.submit { [self] in
+            closed = true
+            onMessage = { _ in }
+            onRequest = { _, _ in }
+        }.wait()
         try? server?.close().wait()
-        for peer in peers.values { try? peer.channel?.close().wait() }
+        let channels = (try? loop.submit { [self] in Array(inbound.values) + peers.values.compactMap(\.channel) }.wait()) ?? []
+        for channel in channels { try? channel.close().wait() }
     }
 }
 

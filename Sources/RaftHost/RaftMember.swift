@@ -128,8 +128,9 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
         memberAddresses = driver.memberAddresses
         transport = PeerTransport(loop: loop, logger: logger)
         try loop.submit { [self] in
-            transport.addressOf = { [unowned self] id in self.address(of: id) }
-            transport.onMessage = { [unowned self] message in
+            transport.addressOf = { [weak self] id in self?.address(of: id) }
+            transport.onMessage = { [weak self] message in
+                guard let self, !self.stopped else { return }
                 if message.kind == .snapshot { self.snapshotChunksReceived += 1 }
                 self.driver.step(message)
                 self.scheduleReady()
@@ -139,7 +140,8 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
         port = try transport.listen(host: listen.host, port: Int(listen.port))
         try loop.submit { [self] in
             ticker = loop.scheduleRepeatedTask(initialDelay: configuration.tickInterval, delay: configuration.tickInterval) {
-                [unowned self] _ in
+                [weak self] _ in
+                guard let self, !self.stopped else { return }
                 self.driver.tick()
                 self.scheduleReady()
             }
@@ -243,11 +245,13 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
     /// Runs `start` on the loop with a fresh promise, then handles the Readies it caused.
     private func onLoop<T>(_ start: @escaping (EventLoopPromise<T>) -> Void) -> EventLoopFuture<T> {
         let promise = loop.makePromise(of: T.self)
-        // `start` touches the driver: it runs on the loop only, which the box checks.
-        let onTheLoop = NIOLoopBound(start, eventLoop: loop)
+        // `start` touches the driver, so it runs on the loop only: handed over here, called
+        // there, never shared.
+        nonisolated(unsafe) let onTheLoop = start
         loop.execute { [self] in
+            loop.preconditionInEventLoop()
             guard !stopped else { return promise.fail(RaftMemberError.stopped) }
-            onTheLoop.value(promise)
+            onTheLoop(promise)
             scheduleReady()
         }
         return promise.futureResult
@@ -267,6 +271,7 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
         // Ready collects all of them and one fsync covers the lot.
         loop.execute { [self] in
             readyScheduled = false
+            guard !stopped else { return }
             processReady()
         }
     }

@@ -30,6 +30,12 @@ struct RaftCLIRootTests {
             ], log: "member\(id).log")
         }
 
+        /// The last lines member `id` logged (for failure messages).
+        func logTail(_ id: UInt64) -> String {
+            let text = (try? String(contentsOfFile: "\(lab.record.fileDirectory)/member\(id).log", encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").suffix(15).joined(separator: "\n")
+        }
+
         func kill9(_ id: UInt64) {
             guard let member = members[id], member.isAlive else { return }
             kill(member.pid, SIGKILL)
@@ -106,7 +112,7 @@ struct RaftCLIRootTests {
                 // The killed member comes back from its own disk and catches up from the log.
                 try group.start(old.id)
                 let caughtUp = try group.waitCaughtUp(old.id, timeout: 30)
-                #expect(caughtUp != nil, "member \(old.id) did not catch up after restart")
+                #expect(caughtUp != nil, "member \(old.id) did not catch up after restart; its log ends:\n\(group.logTail(old.id))")
             }
             print("raft failover after kill -9 of the leader, ms per round: \(failovers)")
             #expect(failovers.count == 3)
