@@ -49,7 +49,7 @@ fuzz-build: deps
 	touch Fuzz/Package.swift
 	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_BUILD) -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
 
-FUZZERS := WireFuzz OverlayFuzz DNSFuzz RaftFuzz GossipFuzz
+FUZZERS := WireFuzz OverlayFuzz DNSFuzz RaftFuzz GossipFuzz APIFuzz
 
 # Fuzz every parser of network bytes for FUZZ_SECONDS each; a crash leaves its input in
 # fuzz-artifacts/ and fails the target. Rerun one input: $(FUZZ_BUILD)/release/WireFuzz FILE
@@ -62,6 +62,7 @@ fuzz: fuzz-build
 	  if [ $$fuzzer = DNSFuzz ]; then python3 Fuzz/seed-dns.py $$corpus >/dev/null; \
 	  elif [ $$fuzzer = RaftFuzz ]; then python3 Fuzz/seed-raft.py $$corpus >/dev/null; \
 	  elif [ $$fuzzer = GossipFuzz ]; then python3 Fuzz/seed-gossip.py $$corpus >/dev/null; \
+	  elif [ $$fuzzer = APIFuzz ]; then python3 Fuzz/seed-api.py $$corpus >/dev/null; \
 	  else python3 Fuzz/seed-from-pcap.py Tests/WireTests/Fixtures/kernel-vxlan.pcap $$corpus >/dev/null; fi; \
 	  echo "== $$fuzzer for $(FUZZ_SECONDS) s"; \
 	  SWIFT_BACKTRACE=enable=no ASAN_OPTIONS=detect_leaks=0 $(FUZZ_BUILD)/release/$$fuzzer -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -detect_leaks=0 \

@@ -6,7 +6,10 @@ import PackageDescription
 
 let package = Package(
     name: "ShoalFuzz",
-    dependencies: [.package(name: "Shoal", path: "..")],
+    dependencies: [
+        .package(name: "Shoal", path: ".."),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    ],
     targets: [
         .target(name: "FuzzDriver"),
         .executableTarget(
@@ -24,6 +27,13 @@ let package = Package(
         .executableTarget(
             name: "GossipFuzz",
             dependencies: ["FuzzDriver", .product(name: "Gossip", package: "Shoal")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(
+            name: "APIFuzz",
+            dependencies: [
+                "FuzzDriver", .product(name: "ClusterAPI", package: "Shoal"), .product(name: "ControlPlane", package: "Shoal"),
+                .product(name: "Raft", package: "Shoal"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(
             name: "DNSFuzz",
