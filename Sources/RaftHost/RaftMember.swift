@@ -106,6 +106,9 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
     private var memberAddresses: [NodeID: String] = [:]
     /// The port actually bound.
     public private(set) var port = 0
+    /// Called on the loop with the machine after every Ready that applied entries or restored
+    /// a snapshot (watches follow the machine through it). Set it on the loop.
+    public var onApply: ((Machine) -> Void)?
 
     /// Opens the data directory (recovering or bootstrapping) and starts serving on `loop`.
     public init(configuration: RaftMemberConfiguration, loop: EventLoop, label: String = "shoal.raft") throws {
@@ -292,6 +295,9 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
             }
             memberAddresses = driver.memberAddresses
             for event in events { handle(event) }
+            if let onApply, events.contains(where: { if case .applied = $0 { true } else if case .restored = $0 { true } else { false } }) {
+                onApply(driver.machine)
+            }
         }
     }
 

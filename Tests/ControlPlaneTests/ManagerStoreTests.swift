@@ -119,4 +119,47 @@ import Testing
         }
         #expect(caughtUp == 61)
     }
+
+    /// The first `count` versions `stream` yields, waiting at most `seconds`.
+    private static func versions(
+        of stream: AsyncThrowingStream<StoreCommit, Error>, count: Int, within seconds: Double
+    ) async throws -> [UInt64] {
+        try await withThrowingTaskGroup(of: [UInt64]?.self) { group in
+            group.addTask {
+                var seen: [UInt64] = []
+                for try await commit in stream {
+                    seen.append(commit.version)
+                    if seen.count == count { break }
+                }
+                return seen
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            let first = try await group.next()!
+            group.cancelAll()
+            return first ?? []
+        }
+    }
+
+    /// A watch on one manager sees every commit once, in order, across the loss of the leader;
+    /// a watch opened on another manager after a version gets exactly the rest.
+    @Test func watchesSeeEveryCommitOnceAcrossALeaderChange() async throws {
+        let cluster = try Group()
+        let leader = try await cluster.leader()
+        let others = cluster.stores.keys.sorted().filter { $0 != leader }
+        let watched = cluster.stores[others[0]]!.watch(after: 0)
+        for index in 0..<5 { _ = try await cluster.stores[leader]!.update([Self.create("a\(index)", id: "a\(index)")]) }
+        cluster.stop(leader)
+        let next = try await cluster.leader()
+        for index in 0..<5 { _ = try await cluster.stores[next]!.update([Self.create("b\(index)", id: "b\(index)")]) }
+        let seen = try await Self.versions(of: watched, count: 10, within: 10)
+        #expect(seen.count == 10, "\(seen)")
+        #expect(seen == seen.sorted() && Set(seen).count == seen.count, "\(seen)")
+        // Resumed elsewhere after the fifth: the last five, no more, no fewer.
+        let resumed = cluster.stores[others[1]]!.watch(after: seen[4])
+        let rest = try await Self.versions(of: resumed, count: 5, within: 10)
+        #expect(rest == Array(seen[5...]))
+    }
 }

@@ -33,14 +33,22 @@ public final class ManagerStore: Sendable {
     public let member: RaftMember<ClusterStore>
     /// Request IDs unique among this manager's proposals.
     private let requests = Atomic<UInt64>(0)
+    /// The watches served from this manager's store.
+    let watchers = WatcherRegistry()
 
     /// Opens (or bootstraps) the store's member with `configuration` on `loop`.
     public init(configuration: RaftMemberConfiguration, loop: EventLoop) throws {
         member = try RaftMember(configuration: configuration, loop: loop, label: "shoal.store")
+        try loop.submit { [member, watchers] in
+            member.onApply = { [weak watchers] store in watchers?.deliver(store) }
+        }.wait()
     }
 
-    /// Stops the member.
-    public func stop() { member.stop() }
+    /// Stops the member; open watches end with ``WatchEnd/stopped``.
+    public func stop() {
+        try? member.loop.submit { [watchers] in watchers.finishAll(throwing: WatchEnd.stopped) }.wait()
+        member.stop()
+    }
 
     /// Proposes `actions` as one transaction and waits until it is applied: the commit, or
     /// why the store refused it whole.
@@ -86,6 +94,87 @@ public final class ManagerStore: Sendable {
             return try await member.local { store, _ in body(store) }.get()
         } catch {
             throw .raft(.stopped)
+        }
+    }
+}
+
+extension ManagerStore {
+    /// Why a watch ended.
+    public enum WatchEnd: Error, Sendable, CustomStringConvertible {
+        /// This manager no longer holds the commits after the version asked for: list again
+        /// and watch from the list's version.
+        case historyCompacted(after: UInt64, oldestHeld: UInt64)
+        /// The member stopped.
+        case stopped
+
+        public var description: String {
+            switch self {
+            case .historyCompacted(let after, let floor):
+                "changes after version \(after) are no longer held here (history starts after \(floor)): list again, then watch"
+            case .stopped: "the manager stopped"
+            }
+        }
+    }
+
+    /// Every commit after `version`, in order, each once, as this manager applies them — the
+    /// history it holds first, then live. A watcher that loses its manager resumes on another
+    /// with the last version it saw: every manager applies the same log, so nothing is missed
+    /// or repeated. Ends with ``WatchEnd/historyCompacted(after:oldestHeld:)`` when this
+    /// manager's history does not reach back to `version`.
+    public func watch(after version: UInt64) -> AsyncThrowingStream<StoreCommit, Error> {
+        let (stream, continuation) = AsyncThrowingStream<StoreCommit, Error>.makeStream()
+        let loop = member.loop
+        loop.execute { [member, watchers] in
+            let watcher = StoreWatcher(after: version, continuation: continuation)
+            let registry = watchers
+            registry.add(watcher)
+            continuation.onTermination = { _ in loop.execute { registry.remove(watcher) } }
+            // The history already applied, then whatever the next Readies apply.
+            _ = member.local { store, _ in store }.map { store in registry.deliver(store) }
+        }
+        return stream
+    }
+}
+
+/// One watch: the last version it was given and where to send the next commits.
+final class StoreWatcher: @unchecked Sendable {
+    // @unchecked: touched only on the member's loop.
+    var last: UInt64
+    let continuation: AsyncThrowingStream<StoreCommit, Error>.Continuation
+
+    init(after version: UInt64, continuation: AsyncThrowingStream<StoreCommit, Error>.Continuation) {
+        last = version
+        self.continuation = continuation
+    }
+}
+
+/// The watches of one manager's store, fed from its member's `onApply` hook, on its loop.
+final class WatcherRegistry: @unchecked Sendable {
+    // @unchecked: touched only on the member's loop.
+    private var watchers: [ObjectIdentifier: StoreWatcher] = [:]
+
+    func add(_ watcher: StoreWatcher) { watchers[ObjectIdentifier(watcher)] = watcher }
+
+    /// Ends every watch.
+    func finishAll(throwing error: Error) {
+        for watcher in watchers.values { watcher.continuation.finish(throwing: error) }
+        watchers = [:]
+    }
+    func remove(_ watcher: StoreWatcher) { watchers[ObjectIdentifier(watcher)] = nil }
+
+    /// Sends each watcher the commits after its last version.
+    func deliver(_ store: ClusterStore) {
+        for watcher in watchers.values {
+            guard let commits = store.history.commits(after: watcher.last) else {
+                watcher.continuation.finish(
+                    throwing: ManagerStore.WatchEnd.historyCompacted(after: watcher.last, oldestHeld: store.history.floor))
+                remove(watcher)
+                continue
+            }
+            for commit in commits {
+                watcher.continuation.yield(commit)
+                watcher.last = commit.version
+            }
         }
     }
 }
