@@ -19,6 +19,10 @@ public protocol SimulatedWorkload {
     static func changes(after version: UInt64, in machine: Machine) -> [UInt64]?
     /// Whether a committed write took effect (a store refuses some transactions whole).
     static func tookEffect(_ output: Machine.Output) -> Bool
+    /// Snapshot chunk size for runs of this machine: small enough that a transfer takes many
+    /// messages, large enough that catching up fits in the quiet phase for the snapshots
+    /// this machine makes.
+    static var snapshotChunkBytes: Int { get }
 }
 
 extension SimulatedWorkload {
@@ -27,6 +31,9 @@ extension SimulatedWorkload {
 
     /// Every committed write takes effect by default.
     public static func tookEffect(_ output: Machine.Output) -> Bool { true }
+
+    /// 64 bytes: the key-value store's snapshots are a few hundred bytes.
+    public static var snapshotChunkBytes: Int { 64 }
 }
 
 /// The key-value store of `shoal raft`.

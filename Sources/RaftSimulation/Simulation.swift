@@ -142,7 +142,7 @@ public final class Simulation<Workload: SimulatedWorkload> {
         var configuration = RaftConfiguration(id: id, randomSeed: options.seed &* 31 &+ id)
         configuration.maxInflightAppends = 8
         configuration.maxAppendBytes = 512
-        configuration.snapshotChunkBytes = options.snapshotChunkBytes
+        configuration.snapshotChunkBytes = options.snapshotChunkBytes ?? Workload.snapshotChunkBytes
         configuration.testingOnlyCommitEarlierTermsByCounting = options.unsafeCommitEarlierTerms
         let node = Node(id: id, configuration: configuration, compactionInterval: LogIndex(options.compactionInterval))
         node.disk.observePersisted = { [unowned self] entry, previousTerm in
@@ -291,8 +291,12 @@ public final class Simulation<Workload: SimulatedWorkload> {
             client.submitted = true
             clients[index] = client
             drain(node)
+            if now >= options.faultMilliseconds, let status = node.core?.status {
+                note("client \(index) op \(operation) \(client.isWrite ? "write" : "read") at node \(node.id): last \(status.lastIndex) commit \(status.commit)")
+            }
             queue.schedule(.client(index), at: client.deadline)
         } catch {
+            if now >= options.faultMilliseconds { note("client \(index) op \(operation) refused by node \(node.id): \(error)") }
             if case .notLeader(let leader) = error, leader != 0 {
                 client.target = leader
             } else {

@@ -32,8 +32,9 @@ public struct SimulationOptions: Sendable {
     public var membershipChanges = true
     /// Each member snapshots its state machine after this many applied entries.
     public var compactionInterval = 40
-    /// Small snapshot chunks, so that transfers take several messages.
-    public var snapshotChunkBytes = 64
+    /// Small snapshot chunks, so that transfers take several messages; nil: the workload's
+    /// ``SimulatedWorkload/snapshotChunkBytes``.
+    public var snapshotChunkBytes: Int?
     /// Passed to every core: breaks safety on purpose, for the checker's own tests.
     public var unsafeCommitEarlierTerms = false
     /// Record a line per notable event (leaders, crashes, partitions, membership) in the report.
@@ -80,6 +81,7 @@ public struct SimulationReport: Sendable {
             + "\(completedReads) reads, \(unknownWrites) unknown, applied \(highestApplied), \(termsWithLeader) leaders, "
             + "\(crashes) crashes, \(membershipChanges) membership changes, \(transfers) transfers, \(snapshotsSent) snapshot chunks, "
             + "\(messagesDelivered) messages" + (watchedChanges > 0 ? ", \(watchedChanges) changes watched" : "")
+            + (refusedWrites > 0 ? ", \(refusedWrites) writes refused" : "")
     }
 }
 

@@ -44,6 +44,11 @@ public enum StoreWorkload: SimulatedWorkload {
         machine.history.commits(after: version)?.map(\.version)
     }
 
+    /// 1 KiB: the store keeps every task a run creates (tens of KB by the end), so 64-byte
+    /// chunks would turn one catch-up into hundreds of round trips and outlast the quiet phase
+    /// (seed 487 did); 1 KiB still takes tens of chunks.
+    public static var snapshotChunkBytes: Int { 1_024 }
+
     public static func tookEffect(_ output: StoreApplyOutcome) -> Bool {
         if case .committed = output { return true }
         return false
