@@ -52,6 +52,8 @@ public enum RaftDriverFailure: Error, Sendable, CustomStringConvertible {
     case undecodableSnapshot(LogIndex)
     /// The core handed an entry past the next index: the log and the machine disagree.
     case gap(entry: LogIndex, applied: LogIndex)
+    /// The core refused to compact at the machine's applied index: they disagree.
+    case compaction(RaftError)
 
     public var description: String {
         switch self {
@@ -59,6 +61,7 @@ public enum RaftDriverFailure: Error, Sendable, CustomStringConvertible {
         case .stoppedMidWrite: "stopped in the middle of a write"
         case .undecodableSnapshot(let index): "the snapshot at \(index) does not decode"
         case .gap(let entry, let applied): "asked to apply entry \(entry) after \(applied)"
+        case .compaction(let error): "cannot compact at the applied index: \(error)"
         }
     }
 }
@@ -283,7 +286,9 @@ public struct RaftDriver<Machine: ReplicatedStateMachine, Storage: RaftStorage, 
         do throws(RaftError) {
             try core.compact(through: machine.appliedIndex, snapshotData: Self.encodeSnapshot(machine, memberAddresses))
         } catch {
-            return  // Not compactable yet (the core keeps what followers still need): try later.
+            // After advance the core has applied exactly what the machine has: refusing to
+            // compact there means the two disagree.
+            throw .compaction(error)
         }
         guard let snapshot = core.latestSnapshot else { return }
         do throws(StorageError) { try storage.saveSnapshot(snapshot) } catch { throw .storage(error) }
