@@ -7,6 +7,10 @@
 
 import Foundation
 import Glibc
+import Synchronization
+
+/// Numbers the temporary files of atomic writes within this process.
+private let temporaryCounter = Atomic<UInt64>(0)
 
 /// Durable file primitives: whole writes and reads, fdatasync, directory fsync, the atomic
 /// replace. Every function is safe to call from any thread; none keeps state.
@@ -75,7 +79,9 @@ public enum DurableFile {
     public static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String, mode: mode_t = 0o600) throws(HostNetError) {
         let directory = (path as NSString).deletingLastPathComponent
         try makeDirectories(directory.isEmpty ? "." : directory)
-        let temporary = "\(path).tmp.\(getpid())"
+        // Unique per process and per call, so two threads replacing one file do not share a
+        // temporary; recovery code removes leftovers by the `.tmp.` infix.
+        let temporary = "\(path).tmp.\(getpid()).\(temporaryCounter.add(1, ordering: .relaxed).newValue)"
         let fd = try open(temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode)
         do throws(HostNetError) {
             // The mode passed to open is masked by the umask; keys must be exactly `mode`.

@@ -16,6 +16,10 @@ public enum PKIError: Error, Sendable, Hashable, CustomStringConvertible {
     case validityTooShort(seconds: Int)
     /// This CA has no private key (a node's copy of the root), so it cannot sign.
     case cannotSign
+    /// The CA key given does not belong to the CA certificate.
+    case keyMismatch
+    /// The certificate given as the root is not a CA certificate.
+    case notACertificateAuthority
 
     public var description: String {
         switch self {
@@ -26,6 +30,8 @@ public enum PKIError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notANodeCertificate: "the certificate names no node (CN), role (OU) and cluster (O)"
         case .validityTooShort(let seconds): "certificate expiry \(seconds) s is below the minimum of 60 s"
         case .cannotSign: "this node holds the CA certificate but not its key: ask a manager"
+        case .keyMismatch: "the CA key does not belong to the CA certificate: give the key that signed it"
+        case .notACertificateAuthority: "the root certificate is not a CA certificate (basic constraints CA, path length 0)"
         }
     }
 }

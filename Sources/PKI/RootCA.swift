@@ -41,10 +41,15 @@ public struct RootCA: Sendable {
     }
 
     /// A root from its certificate (and key, on managers).
-    public init(certificate: Certificate, privateKey: Certificate.PrivateKey?) throws {
+    public init(certificate: Certificate, privateKey: Certificate.PrivateKey?) throws(PKIError) {
+        // A key that is not the certificate's would sign certificates no node accepts.
+        if let privateKey, privateKey.publicKey != certificate.publicKey { throw .keyMismatch }
+        guard (try? certificate.extensions.basicConstraints) == .isCertificateAuthority(maxPathLength: 0) else {
+            throw .notACertificateAuthority
+        }
         self.certificate = certificate
         self.privateKey = privateKey
-        der = try DERCoding.encode(certificate)
+        do { der = try DERCoding.encode(certificate) } catch { throw .undecodable("CA certificate") }
     }
 
     /// A root from DER bytes of its certificate and, optionally, of its PKCS#8/SEC1 key.
@@ -54,7 +59,7 @@ public struct RootCA: Sendable {
         if let keyDER {
             do { key = try Certificate.PrivateKey(derBytes: keyDER) } catch { throw .undecodable("CA key") }
         }
-        do { try self.init(certificate: certificate, privateKey: key) } catch { throw .undecodable("CA certificate") }
+        try self.init(certificate: certificate, privateKey: key)
     }
 
     /// The key's DER bytes (to store 0600), or nil when this root has none.

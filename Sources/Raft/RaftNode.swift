@@ -126,6 +126,10 @@ public struct RaftNode: Sendable {
             throw .membershipChangePending
         }
         if case .failure(let error) = log.membership.applying(change) { throw error }
+        // A context the decoder would refuse would commit as a change that never takes effect.
+        guard change.context.count <= MembershipChange.maxContextBytes else {
+            throw .invalidMembershipChange("context of \(change.context.count) bytes is over \(MembershipChange.maxContextBytes)")
+        }
         return appendAndReplicate(kind: .membershipChange, data: change.encoded)
     }
 
@@ -352,15 +356,8 @@ extension RaftNode {
     /// membership entry per voter at term 1 (as etcd bootstraps), so that the log alone says
     /// who the members are, also to members that join later and replay it from index 1.
     public static func bootstrap(voters: [NodeID]) -> (hardState: HardState, entries: [Entry]) {
-        bootstrap(members: Dictionary(uniqueKeysWithValues: voters.map { ($0, [UInt8]()) }))
-    }
-
-    /// ``bootstrap(voters:)`` with each founder's context (its address) in its membership entry.
-    public static func bootstrap(members: [NodeID: [UInt8]]) -> (hardState: HardState, entries: [Entry]) {
-        let entries = members.keys.sorted().enumerated().map { position, voter in
-            Entry(
-                term: 1, index: LogIndex(position + 1), kind: .membershipChange,
-                data: MembershipChange(.addVoter, node: voter, context: members[voter]!).encoded)
+        let entries = voters.sorted().enumerated().map { position, voter in
+            Entry(term: 1, index: LogIndex(position + 1), kind: .membershipChange, data: MembershipChange(.addVoter, node: voter).encoded)
         }
         return (HardState(term: 1, vote: 0, commit: LogIndex(entries.count)), entries)
     }

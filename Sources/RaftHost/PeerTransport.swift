@@ -94,9 +94,12 @@ final class PeerTransport: @unchecked Sendable {
     }
 
     private func connect(_ id: NodeID, _ peer: Peer) {
-        guard !peer.connecting, NIODeadline.now() >= peer.nextAttempt, let address = addressOf(id),
-            let target = try? HostPort(parsing: address)
-        else { return }
+        guard !peer.connecting, NIODeadline.now() >= peer.nextAttempt, let address = addressOf(id) else { return }
+        guard let target = try? HostPort(parsing: address) else {
+            logger.warning("member address is not host:port; not connecting", metadata: ["member": "\(id)", "address": "\(address)"])
+            peer.nextAttempt = .now() + .seconds(2)
+            return
+        }
         peer.connecting = true
         ClientBootstrap(group: loop)
             .connectTimeout(.milliseconds(500))
@@ -105,9 +108,11 @@ final class PeerTransport: @unchecked Sendable {
                 channel.eventLoop.makeCompletedFuture { try Self.addFraming(to: channel, counters: self.frameDrops) }
             }
             .connect(host: target.host, port: Int(target.port))
-            .whenComplete { result in
+            .whenComplete { [self] result in
                 peer.connecting = false
                 switch result {
+                case .success(let channel) where closed:
+                    channel.close(promise: nil)  // Connected after close(): nothing may go out.
                 case .success(let channel):
                     peer.channel = channel
                     peer.backoff = .milliseconds(50)

@@ -5,9 +5,10 @@
 // this same code, generic over what is replicated and where it is kept; none of them carries a
 // Ready loop of its own.
 //
-// The driver also owns the member directory: each member's address travels in the context of
-// the membership change that adds it (etcd's ConfChange.Context), is learned when that entry
-// is applied, and is kept in every snapshot beside the state machine's bytes.
+// The driver also owns the member directory: each added member's address travels in the
+// context of the membership change that adds it (etcd's ConfChange.Context), is learned when
+// that entry is applied, and is kept in every snapshot beside the state machine's bytes.
+// Founders' addresses come from the founders' own flags (see `bootstrap(founders:)`).
 
 import EngineKit
 import Raft
@@ -138,9 +139,12 @@ public struct RaftDriver<Machine: ReplicatedStateMachine, Storage: RaftStorage, 
     }
 
     /// The persisted state of a new group's founding member: one committed membership entry per
-    /// founder, each carrying the founder's address.
+    /// founder. The entries carry no addresses: every founder writes them itself from its own
+    /// flags, so they must be the same bytes everywhere whatever each was told (`localhost`
+    /// here, `127.0.0.1` there). Founders' addresses come from those flags; members added
+    /// later bring theirs in the change that adds them.
     public static func bootstrap(founders: [NodeID: String]) -> (hardState: HardState, entries: [Entry]) {
-        RaftNode.bootstrap(members: founders.mapValues { Array($0.utf8) })
+        RaftNode.bootstrap(voters: founders.keys.sorted())
     }
 
     // MARK: - Input

@@ -179,8 +179,10 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
     }
 
     /// Proposes several entries in one turn of the loop (one fsync); completes with the last.
+    /// Only the last entry is tracked: a superseded last entry says nothing of the others.
     public func propose(batch: [[UInt8]]) -> EventLoopFuture<Committed> {
-        onLoop { [self] promise in
+        guard !batch.isEmpty else { return loop.makeFailedFuture(RaftMemberError.refused(.unavailable(0), leaderAddress: nil)) }
+        return onLoop { [self] promise in
             do throws(RaftError) {
                 for (position, data) in batch.enumerated() {
                     try driver.propose(data, token: position == batch.count - 1 ? .proposal(promise) : nil)

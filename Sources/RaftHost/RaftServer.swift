@@ -59,7 +59,12 @@ public final class RaftServer: Sendable {
         case .status:
             answer(member.status()) { ClientResponse(id: id, ok: true, leader: $0.leader, status: $0) }
         case .addLearner(let learner, let address):
-            // The address travels in the change itself: every member learns it from that entry.
+            // The address travels in the change itself, so it is checked before it is
+            // committed for good: every member learns it from that entry.
+            guard (try? HostPort(parsing: address)) != nil else {
+                respond(ClientResponse(id: id, ok: false, error: "member address '\(address)' is not HOST:PORT"))
+                return
+            }
             write(member.proposeMembershipChange(MembershipChange(.addLearner, node: learner, context: Array(address.utf8))))
         case .promote(let learner):
             write(member.proposeMembershipChange(MembershipChange(.addVoter, node: learner)))

@@ -439,7 +439,7 @@ public final class Simulation<Workload: SimulatedWorkload> {
             nextNodeID += 1
             _ = makeNode(id)
             start(id)
-            change = MembershipChange(.addLearner, node: id)
+            change = MembershipChange(.addLearner, node: id, context: Array("sim-\(id):2377".utf8))
         } else if status.membership.voters.count > 3 && random.next() % 2 == 0 {
             let voters = status.membership.voters
             change = MembershipChange(.remove, node: voters[Int(random.next() % UInt64(voters.count))])

@@ -36,6 +36,9 @@ import X509
         let verifierOnly = try RootCA(certificateDER: root.der)
         #expect(throws: PKIError.cannotSign) { try verifierOnly.issue(try NodeKey().signingRequest(), for: identity, validity: 3600) }
         #expect(throws: PKIError.self) { try RootCA(certificateDER: [0x30, 0x03, 0x01, 0x01]) }
+        // Another root's key, and a node certificate given as the root, are refused.
+        #expect(throws: PKIError.keyMismatch) { try RootCA(certificateDER: root.der, keyDER: other.keyDER) }
+        #expect(throws: PKIError.notACertificateAuthority) { try RootCA(certificateDER: try foreign.serializeAsPEM().derBytes) }
     }
 
     @Test func theRootAndNodeKeysSurviveTheirBytes() throws {

@@ -23,7 +23,7 @@ final class ScriptedCluster {
     /// Applied entries between each member's own snapshots.
     let snapshotInterval: LogIndex
 
-    /// Founders 1…`voters`, each with the address "m<id>:2377" in its bootstrap entry.
+    /// Founders 1…`voters` (their addresses, "m<id>:2377", are flags only: not in the log).
     init(voters: Int, unsafeCommitEarlierTerms: Bool = false, snapshotInterval: LogIndex = .max) {
         self.snapshotInterval = snapshotInterval
         var configurations: [NodeID: RaftConfiguration] = [:]

@@ -53,6 +53,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(store.version == baseStore.version, "a refused transaction moved the version")
         precondition(store.services.sorted == baseStore.services.sorted && store.networks.sorted == baseStore.networks.sorted
             && store.tasks.count == 0 && store.nodes.count == 0 && store.clusters.count == 0, "a refused transaction changed the store")
+        // The name indexes were rolled back too: the base's names point where they did, and
+        // nothing else is taken.
+        precondition(store.services.id(named: "web") == "s1" && store.networks.id(named: "front") == "n1", "a name index not rolled back")
+        for service in store.services.sorted { precondition(store.services.id(named: service.uniqueName) == service.id) }
+        for network in store.networks.sorted { precondition(store.networks.id(named: network.uniqueName) == network.id) }
     }
     if let restored = ClusterStore(snapshotData: bytes) {
         precondition(ClusterStore(snapshotData: restored.snapshotData()) != nil, "a snapshot that does not restore again")

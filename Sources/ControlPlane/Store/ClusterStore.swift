@@ -180,7 +180,15 @@ public struct ClusterStore: ReplicatedStateMachine, Sendable {
         // The applied index travels beside the objects: it may be past the last version.
         var writer = ByteWriter()
         writer.word64(appliedIndex)
-        writer.field((try? snapshot.serializedBytes(options: options) as [UInt8]) ?? [])
+        let body: [UInt8]
+        do {
+            body = try snapshot.serializedBytes(options: options)
+        } catch {
+            // Encoding messages the store itself holds cannot fail; if it did, an empty body
+            // would restore as an empty store: stop instead.
+            preconditionFailure("store snapshot at \(appliedIndex) does not encode: \(error)")
+        }
+        writer.field(body)
         return writer.bytes
     }
 

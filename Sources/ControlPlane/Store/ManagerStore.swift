@@ -153,10 +153,17 @@ final class WatcherRegistry: @unchecked Sendable {
     // @unchecked: touched only on the member's loop.
     private var watchers: [ObjectIdentifier: StoreWatcher] = [:]
 
-    func add(_ watcher: StoreWatcher) { watchers[ObjectIdentifier(watcher)] = watcher }
+    /// Set once the store stopped: a watch asked for after that ends at once.
+    private var stopped = false
 
-    /// Ends every watch.
+    func add(_ watcher: StoreWatcher) {
+        guard !stopped else { return watcher.continuation.finish(throwing: ManagerStore.WatchEnd.stopped) }
+        watchers[ObjectIdentifier(watcher)] = watcher
+    }
+
+    /// Ends every watch, and every one asked for later.
     func finishAll(throwing error: Error) {
+        stopped = true
         for watcher in watchers.values { watcher.continuation.finish(throwing: error) }
         watchers = [:]
     }

@@ -55,7 +55,9 @@ public final class WriteAheadLog: RaftStorage {
         self.segmentLimit = segmentLimit
         try Files.makeDirectories(directory)
         let names = try Files.list(directory)
-        for name in names where name.hasSuffix(".tmp") { try Files.remove(path(directory, name)) }
+        // Temporary files of an atomic write a crash interrupted (DurableFile names them
+        // `<target>.tmp.<pid>.<n>`): never renamed, never referenced.
+        for name in names where name.contains(".tmp.") || name.hasSuffix(".tmp") { try Files.remove(path(directory, name)) }
         let segments = names.filter { $0.hasSuffix(".wal") }.compactMap { name -> (UInt64, String)? in
             UInt64(name.dropLast(4), radix: 16).map { ($0, name) }
         }.sorted { $0.0 < $1.0 }
