@@ -9,9 +9,12 @@ import Testing
 @Suite struct SimulationTests {
     static let seedCount = 120
 
-    @Test func seededRunsKeepEverySafetyProperty() {
+    @Test func seededRunsKeepEverySafetyProperty() async {
         var totals = SimulationTotals()
         for seed in 1...UInt64(Self.seedCount) {
+            // A minute of seeds on one of two cooperative threads: let waiting tests of other
+            // suites run between seeds.
+            await Task.yield()
             let report = KeyValueSimulation(options: SimulationOptions(seed: seed)).run()
             #expect(report.violations.isEmpty, "\(report.summary)\n\(report.violations.joined(separator: "\n"))")
             #expect(!report.livenessFailure, "no write completed after the faults stopped: \(report.summary)")
