@@ -12,10 +12,10 @@ import Testing
 @Suite(.serialized) struct ManagerStoreTests {
     /// A group of three on 127.X.Y.1–3:2377, X.Y from the process ID so parallel runs differ.
     final class Group {
-        /// On tmpfs where there is one: these tests are about the store over Raft members, and
-        /// under a full parallel `make test` the WAL and lab suites' fsyncs made disk fsyncs
-        /// take seconds, so that three members on disk found no leader in 30 s. Durability is
-        /// the write-ahead log's own suite's subject.
+        /// On tmpfs where there is one: these tests are about the store over Raft members, not
+        /// about the disk (durability is the write-ahead log suite's subject), and they should
+        /// not wait on the other suites' fsyncs. (The failures that led here were starved
+        /// awaits, not slow disks: see the seed loops' yields.)
         let directory =
             (FileManager.default.isWritableFile(atPath: "/dev/shm") ? "/dev/shm/" : NSTemporaryDirectory())
             + "shoal-store-\(getpid())-\(UUID().uuidString)"
