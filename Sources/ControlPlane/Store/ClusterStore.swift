@@ -142,25 +142,14 @@ public struct ClusterStore: ReplicatedStateMachine, Sendable {
         }
         if kind == .remove {
             self[keyPath: path].remove(id)
-            return .success(StoreEvent(action: .remove, object: Self.target(previous!)))
+            return .success(StoreEvent(action: .remove, object: previous!.storeTarget))
         }
         var written = object
         written.meta.version.index = index
         written.meta.createdAt = previous?.meta.createdAt ?? stamp
         written.meta.updatedAt = stamp
         self[keyPath: path].put(written)
-        return .success(StoreEvent(action: kind, object: Self.target(written)))
-    }
-
-    private static func target<Object: StoredObject>(_ object: Object) -> Shoal_Api_StoreAction.OneOf_Target {
-        switch object {
-        case let node as Shoal_Api_Node: .node(node)
-        case let service as Shoal_Api_Service: .service(service)
-        case let task as Shoal_Api_Task: .task(task)
-        case let network as Shoal_Api_Network: .network(network)
-        case let cluster as Shoal_Api_Cluster: .cluster(cluster)
-        default: preconditionFailure("\(Object.self) is not a stored kind")
-        }
+        return .success(StoreEvent(action: kind, object: written.storeTarget))
     }
 
     // MARK: - Snapshots

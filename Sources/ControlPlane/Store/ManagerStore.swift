@@ -60,14 +60,7 @@ public final class ManagerStore: Sendable {
         transaction.proposedAt = Google_Protobuf_Timestamp(date: now)
         let bytes: [UInt8]
         do { bytes = try transaction.serializedBytes() } catch { throw .refused(.malformed("cannot encode: \(error)")) }
-        let committed: RaftMember<ClusterStore>.Committed
-        do {
-            committed = try await member.propose(bytes).get()
-        } catch let error as RaftMemberError {
-            throw .raft(error)
-        } catch {
-            throw .raft(.stopped)
-        }
+        let committed = try await Self.result(of: member.propose(bytes))
         switch committed.output {
         case .committed(let commit): return commit
         case .refused(let error, _, _): throw .refused(error)
@@ -78,8 +71,14 @@ public final class ManagerStore: Sendable {
     /// Runs `body` over the store once a linearizable read is confirmed: it sees every write
     /// acknowledged before the call.
     public func read<T: Sendable>(_ body: @escaping @Sendable (ClusterStore) -> T) async throws(ManagerStoreError) -> T {
+        try await Self.result(of: member.read(body))
+    }
+
+    /// The value of a member's future, its failure as a ``ManagerStoreError``. The member
+    /// fails its futures with ``RaftMemberError`` only; anything else means its loop is gone.
+    private static func result<T: Sendable>(of future: EventLoopFuture<T>) async throws(ManagerStoreError) -> T {
         do {
-            return try await member.read(body).get()
+            return try await future.get()
         } catch let error as RaftMemberError {
             throw .raft(error)
         } catch {
@@ -90,11 +89,7 @@ public final class ManagerStore: Sendable {
     /// Runs `body` over the store as this manager applied it, without confirming leadership
     /// (a follower may be behind): for watches served from history and for status.
     public func readLocal<T: Sendable>(_ body: @escaping @Sendable (ClusterStore) -> T) async throws(ManagerStoreError) -> T {
-        do {
-            return try await member.local { store, _ in body(store) }.get()
-        } catch {
-            throw .raft(.stopped)
-        }
+        try await Self.result(of: member.local { store, _ in body(store) })
     }
 }
 

@@ -25,34 +25,41 @@ public protocol StoredObject: SwiftProtobuf.Message, Sendable {
     var meta: Shoal_Api_Meta { get set }
     /// The name that must be unique when ``namesAreUnique``.
     var uniqueName: String { get }
+    /// The object as the target of a store action or event.
+    var storeTarget: Shoal_Api_StoreAction.OneOf_Target { get }
 }
 
 extension Shoal_Api_Node: StoredObject {
     public static var kind: ObjectKind { .node }
     public static var namesAreUnique: Bool { false }
     public var uniqueName: String { spec.annotations.name }
+    public var storeTarget: Shoal_Api_StoreAction.OneOf_Target { .node(self) }
 }
 
 extension Shoal_Api_Service: StoredObject {
     public static var kind: ObjectKind { .service }
     public static var namesAreUnique: Bool { true }
     public var uniqueName: String { spec.annotations.name }
+    public var storeTarget: Shoal_Api_StoreAction.OneOf_Target { .service(self) }
 }
 
 extension Shoal_Api_Task: StoredObject {
     public static var kind: ObjectKind { .task }
     public static var namesAreUnique: Bool { false }
     public var uniqueName: String { annotations.name }
+    public var storeTarget: Shoal_Api_StoreAction.OneOf_Target { .task(self) }
 }
 
 extension Shoal_Api_Network: StoredObject {
     public static var kind: ObjectKind { .network }
     public static var namesAreUnique: Bool { true }
     public var uniqueName: String { spec.annotations.name }
+    public var storeTarget: Shoal_Api_StoreAction.OneOf_Target { .network(self) }
 }
 
 extension Shoal_Api_Cluster: StoredObject {
     public static var kind: ObjectKind { .cluster }
     public static var namesAreUnique: Bool { true }
     public var uniqueName: String { spec.annotations.name }
+    public var storeTarget: Shoal_Api_StoreAction.OneOf_Target { .cluster(self) }
 }
