@@ -19,18 +19,24 @@ let package = Package(
         .library(name: "ControlPlane", targets: ["ControlPlane"]),
         .library(name: "PKI", targets: ["PKI"]),
         .library(name: "Gossip", targets: ["Gossip"]),
+        .library(name: "Daemon", targets: ["Daemon"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf", from: "2.4.1"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries, linked through module maps and pkg-config.
@@ -64,6 +70,9 @@ let package = Package(
         // What the protocol engines share below them: replayable randomness, a virtual-time event
         // queue for simulators, bounded big-endian encoding. No I/O.
         .target(name: "EngineKit"),
+        // The one atomic write and the fsync discipline (Raft's WAL, the daemon's state and keys,
+        // lab records), with errors that name the call and the path.
+        .target(name: "DurableFiles"),
         // The one length-prefixed stream framing (gossip's TCP, Raft's 2377): NIOExtras' codec
         // plus a limit checked on the prefix and drop counters.
         .target(
@@ -83,11 +92,12 @@ let package = Package(
         // (tests, `make soak`).
         .target(name: "RaftSimulation", dependencies: ["Raft", "RaftHost", "EngineKit"]),
         // A Raft member as a process: the core over the write-ahead log and snapshot files
-        // (HostNet's durable files), TCP transport on 2377 (SwiftNIO).
+        // (durable files), a transport on 2377 (its own TCP frames, or one the host gives).
         .target(
             name: "RaftHost",
             dependencies: [
-                "Raft", "EngineKit", "Framing", "HostNet", .product(name: "NIOCore", package: "swift-nio"),
+                "Raft", "EngineKit", "Framing", "DurableFiles", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]),
         // The cluster's object model and API: protobuf messages and gRPC services, generated once
@@ -95,8 +105,11 @@ let package = Package(
         .target(
             name: "ClusterAPI",
             dependencies: [
+                "EngineKit",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOCore", package: "swift-nio"),
             ],
             exclude: ["Protos"]),
         // The cluster's trust: root CA, node certificates (CN node, OU role, O cluster), join tokens.
@@ -104,13 +117,17 @@ let package = Package(
             name: "PKI",
             dependencies: [
                 .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]),
         .target(
             name: "ControlPlane",
             dependencies: [
-                "ClusterAPI", "Raft", "RaftHost", "EngineKit", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-                .product(name: "NIOCore", package: "swift-nio"),
+                "ClusterAPI", "PKI", "Raft", "RaftHost", "EngineKit", "Wire", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "X509", package: "swift-certificates"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "HeapModule", package: "swift-collections"),
             ]),
         // The managers' store under the Raft simulator (tests, `make soak`).
         .target(
@@ -122,19 +139,40 @@ let package = Package(
             name: "Agent",
             dependencies: [
                 // Never ControlPlane: the agent reaches the managers through the API only.
-                "HostNet", "Overlay", "IngressLB", "ServiceDNS", "Gossip",
+                "ClusterAPI", "PKI", "HostNet", "Overlay", "IngressLB", "ServiceDNS", "Gossip", "Wire",
+                .product(name: "GRPCCore", package: "grpc-swift-2"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]),
+        // `shoal daemon` composed: the agent always, the control plane on managers, the API on
+        // the Unix socket and on 2377 under mutual TLS.
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "Agent", "ControlPlane", "ClusterAPI", "PKI", "Raft", "RaftHost", "DurableFiles", "EngineKit", "Wire",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Logging", package: "swift-log"), .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]),
         .target(
             name: "Lab",
             dependencies: [
-                "HostNet", "Wire",
+                "HostNet", "Wire", "DurableFiles",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .executableTarget(
             name: "shoal",
             dependencies: [
                 "Wire", "HostNet", "Lab", "Overlay", "ServiceDNS", "EngineKit", "Gossip", "GossipSimulation", "Raft",
-                "RaftSimulation", "RaftHost", "StoreSimulation",
+                "RaftSimulation", "RaftHost", "StoreSimulation", "DurableFiles", "Daemon", "ClusterAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -167,9 +205,9 @@ let package = Package(
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [
-                "ControlPlane", "ClusterAPI", "Raft", "RaftHost", "RaftSimulation", "StoreSimulation",
+                "ControlPlane", "ClusterAPI", "Raft", "RaftHost", "RaftSimulation", "StoreSimulation", "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "ClusterAPI"]),
     ]
 )

@@ -41,3 +41,12 @@ enum Base36 {
         return number
     }
 }
+
+/// Object and node IDs as swarm makes them: 128 random bits in 25 base-36 characters.
+public enum RandomID {
+    /// A new ID.
+    public static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Base36.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }, width: 25)
+    }
+}

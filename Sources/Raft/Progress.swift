@@ -33,6 +33,9 @@ struct Progress {
     var inflight: [LogIndex] = []
     /// Heard from since the leader last checked its quorum.
     var recentlyActive = false
+    /// Whether it was heard from in the last complete check-quorum period (what operators see
+    /// as Reachable; `recentlyActive` is cleared at every check).
+    var activeInLastPeriod = false
 
     init(next: LogIndex) { self.next = next }
 

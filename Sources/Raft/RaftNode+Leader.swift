@@ -54,7 +54,11 @@ extension RaftNode {
         for voter in log.membership.voters {
             if voter == id || progress[voter]?.recentlyActive == true { active += 1 }
         }
-        for member in progress.keys { progress[member]?.recentlyActive = false }
+        for member in progress.keys {
+            let wasActive = progress[member]?.recentlyActive ?? false
+            progress[member]?.activeInLastPeriod = wasActive
+            progress[member]?.recentlyActive = false
+        }
         return active >= log.membership.quorum
     }
 

@@ -83,7 +83,8 @@ public struct RaftNode: Sendable {
         RaftStatus(
             id: id, term: term, role: role, leader: leader, commit: log.committed, applied: log.applied,
             lastIndex: log.lastIndex, snapshotIndex: log.snapshotMetadata.index, membership: log.membership,
-            matched: progress.mapValues(\.match))
+            matched: progress.mapValues(\.match),
+            reachable: Set(progress.filter { $0.value.activeInLastPeriod || $0.value.recentlyActive }.keys))
     }
 
     /// Advances time by one tick: followers may campaign, leaders heartbeat and check quorum.

@@ -77,4 +77,6 @@ public struct RaftStatus: Sendable {
     public var membership: Membership
     /// On a leader: each follower's matched index.
     public var matched: [NodeID: LogIndex]
+    /// On a leader: the followers heard from in the last election timeout (Reachable).
+    public var reachable: Set<NodeID>
 }

@@ -12,7 +12,7 @@ import Raft
 /// Confined to one event loop — the member's — so the host sees every frame on the thread
 /// that owns its core, with no lock anywhere. (`@unchecked Sendable` rests on that; each entry
 /// point checks it.) The pipeline is ready for TLS: a handler in front of the framing.
-final class PeerTransport: @unchecked Sendable {
+final class PeerTransport: RaftMessageTransport, @unchecked Sendable {
     typealias MessageHandler = (Message) -> Void
     typealias RequestHandler = (ClientRequest, @escaping (ClientResponse) -> Void) -> Void
 
@@ -69,6 +69,12 @@ final class PeerTransport: @unchecked Sendable {
     /// The framing of every 2377 connection (frames of at most ``maximumFrameBytes``).
     static func addFraming(to channel: Channel, counters: FrameDropCounters) throws {
         try LengthPrefixedFraming.add(to: channel.pipeline.syncOperations, limit: maximumFrameBytes, counters: counters)
+    }
+
+    /// Sends one Ready's messages, then flushes each connection once.
+    func send(_ messages: [Message]) {
+        for message in messages { send(message) }
+        flush()
     }
 
     /// Sends `message` to its recipient, connecting first if needed.

@@ -1,5 +1,5 @@
 // A Raft member as a process, for any replicated state machine: the shared driver over the
-// write-ahead log, the TCP transport on 2377, ticking, and one event loop that owns it all.
+// write-ahead log, a transport on 2377 (TCP frames, or the managers' gRPC), ticking, and one event loop that owns it all.
 // `shoal raft serve` runs it over the key-value store (RaftServer.swift adds its client
 // protocol); the managers run it over the cluster store. Each turn of the loop feeds the core
 // whatever arrived, then handles the Readies: one fdatasync covers every proposal and message
@@ -31,6 +31,10 @@ public struct RaftMemberConfiguration: Sendable {
     public var electionTicks = 6
     /// Applied entries between snapshots of the state machine.
     public var snapshotInterval: LogIndex = 10_000
+    /// How messages travel: nil for ``PeerTransport`` (TCP frames on `listen`, with the
+    /// key-value client protocol beside them), or a factory for another carrier (the
+    /// managers' gRPC on 2377), in which case `listen` is only this member's own address.
+    public var transport: RaftTransportFactory?
 
     /// A configuration with defaults.
     public init(id: NodeID, listen: String, peers: [NodeID: String], dataDirectory: String) {
@@ -94,7 +98,9 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
     /// The loop that owns the member.
     public let loop: EventLoop
     let logger: Logger
-    let transport: PeerTransport
+    /// The TCP transport when the member runs its own (no ``RaftMemberConfiguration/transport``).
+    let peerTransport: PeerTransport?
+    private var transport: (any RaftMessageTransport)!
     private var driver: Driver
     private var readyScheduled = false
     private var ticker: RepeatedTask?
@@ -129,18 +135,23 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
         raftConfiguration.electionTicks = configuration.electionTicks
         driver = try Driver(configuration: raftConfiguration, storage: wal, snapshotInterval: configuration.snapshotInterval)
         memberAddresses = driver.memberAddresses
-        transport = PeerTransport(loop: loop, logger: logger)
-        try loop.submit { [self] in
-            transport.addressOf = { [weak self] id in self?.address(of: id) }
-            transport.onMessage = { [weak self] message in
-                guard let self, !self.stopped else { return }
-                if message.kind == .snapshot { self.snapshotChunksReceived += 1 }
-                self.driver.step(message)
-                self.scheduleReady()
-            }
-        }.wait()
-        let listen = try HostPort(parsing: configuration.listen, allowZero: true)
-        port = try transport.listen(host: listen.host, port: Int(listen.port))
+        if let factory = configuration.transport {
+            peerTransport = nil
+            let hooks = RaftTransportHooks(
+                loop: loop, logger: logger, addressOf: { [weak self] id in self?.address(of: id) },
+                deliver: { [weak self] message in self?.receive(message) })
+            transport = try factory(hooks)
+        } else {
+            let tcp = PeerTransport(loop: loop, logger: logger)
+            peerTransport = tcp
+            transport = tcp
+            try loop.submit { [self] in
+                tcp.addressOf = { [weak self] id in self?.address(of: id) }
+                tcp.onMessage = { [weak self] message in self?.step(message) }
+            }.wait()
+            let listen = try HostPort(parsing: configuration.listen, allowZero: true)
+            port = try tcp.listen(host: listen.host, port: Int(listen.port))
+        }
         try loop.submit { [self] in
             ticker = loop.scheduleRepeatedTask(initialDelay: configuration.tickInterval, delay: configuration.tickInterval) {
                 [weak self] _ in
@@ -161,6 +172,19 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
             for waiter in driver.abandonAll() { fail(waiter, .stopped) }
         }.wait()
         transport.close()
+    }
+
+    /// Hands `message`, from another member, to the core (from any thread).
+    public func receive(_ message: Message) {
+        loop.execute { [self] in step(message) }
+    }
+
+    private func step(_ message: Message) {
+        loop.preconditionInEventLoop()
+        guard !stopped else { return }
+        if message.kind == .snapshot { snapshotChunksReceived += 1 }
+        driver.step(message)
+        scheduleReady()
     }
 
     /// A member's address: learned from the membership change that added it, or, for a
@@ -234,7 +258,7 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
                 applied: status.applied, lastIndex: status.lastIndex, snapshotIndex: status.snapshotIndex,
                 voters: status.membership.voters, learners: status.membership.learners,
                 matched: Dictionary(uniqueKeysWithValues: status.matched.map { ("\($0.key)", $0.value) }),
-                rejectedFrames: transport.rejectedFrames, snapshotChunksReceived: snapshotChunksReceived,
+                rejectedFrames: peerTransport?.rejectedFrames ?? 0, snapshotChunksReceived: snapshotChunksReceived,
                 snapshotsInstalled: driver.snapshotsInstalled)
         }
     }
@@ -244,6 +268,18 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
         loop.submit { [self] in
             let leader = driver.core.status.leader
             return (leader, leader == 0 ? nil : address(of: leader))
+        }
+    }
+
+    /// The member's status and the address of every member it knows (the directory carried by
+    /// membership changes, and the founders' flags).
+    public func directory() -> EventLoopFuture<(status: RaftStatus, addresses: [NodeID: String])> {
+        loop.submit { [self] in
+            let status = driver.core.status
+            var addresses: [NodeID: String] = [:]
+            for member in status.membership.all { addresses[member] = address(of: member) }
+            addresses[configuration.id] = configuration.listen
+            return (status, addresses)
         }
     }
 
@@ -285,10 +321,7 @@ public final class RaftMember<Machine: ReplicatedStateMachine>: @unchecked Senda
         while driver.hasReady {
             let events: [Driver.Event]
             do throws(RaftDriverFailure) {
-                events = try driver.handleReady { [transport] messages in
-                    for message in messages { transport.send(message) }
-                    transport.flush()
-                }
+                events = try driver.handleReady { [transport] messages in transport!.send(messages) }
             } catch {
                 // What the core was about to promise is not durable, or the state is damaged:
                 // stop rather than lie. The member restarts from its last durable state.

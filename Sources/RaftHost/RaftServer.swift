@@ -15,7 +15,7 @@ public final class RaftServer: Sendable {
     public init(configuration: Configuration, loop: EventLoop) throws {
         member = try RaftMember(configuration: configuration, loop: loop)
         try loop.submit { [member] in
-            member.transport.onRequest = { [weak member] request, respond in
+            member.peerTransport?.onRequest = { [weak member] request, respond in
                 guard let member else { return }
                 RaftServer.handle(request, on: member, respond: respond)
             }

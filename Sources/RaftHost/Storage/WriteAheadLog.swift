@@ -7,13 +7,18 @@
 //                         snap-<index>-<term>.snap                       (the live snapshot)
 // Record:  length u32 | crc32c(body) u32 | body = type u8 + payload.
 
+import Dispatch
+import DurableFiles
 import EngineKit
 import Glibc
-import HostNet
+import Metrics
 import Raft
 
 /// A member's durable log on disk. Not thread-safe: the host loop owns it.
 public final class WriteAheadLog: RaftStorage {
+    /// How long each fdatasync of the log takes (`shoal_raft_fsync_seconds`).
+    static let fsyncTimer = Metrics.Timer(label: "shoal_raft_fsync_seconds")
+
     /// What was on disk when the log was opened.
     public struct Recovery: Sendable {
         /// The last hard state written.
@@ -146,7 +151,11 @@ public final class WriteAheadLog: RaftStorage {
             }
         }
         try Files.writeAll(segmentFD, writer.bytes, at: segmentSize, path: currentSegmentPath)
-        if mustSync { try Files.sync(segmentFD, path: currentSegmentPath) }
+        if mustSync {
+            let started = DispatchTime.now().uptimeNanoseconds
+            try Files.sync(segmentFD, path: currentSegmentPath)
+            WriteAheadLog.fsyncTimer.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+        }
         segmentSize += writer.bytes.count
         let oldSnapshot = log.snapshot
         for record in records { try log.apply(record) }
@@ -309,42 +318,42 @@ private func hex(_ value: UInt64) -> String {
     return String(repeating: "0", count: 16 - digits.count) + digits
 }
 
-/// HostNet's durable file operations with their errors as the log's ``StorageError``, so that a
+/// The durable file operations with their errors as the log's ``StorageError``, so that a
 /// failure to persist reads the same whichever call it came from.
 private enum Files {
-    static func convert<T>(_ body: () throws(HostNetError) -> T) throws(StorageError) -> T {
-        do throws(HostNetError) { return try body() } catch {
-            throw .system(operation: error.operation, path: error.object, errno: error.errno)
+    static func convert<T>(_ body: () throws(DurableFileError) -> T) throws(StorageError) -> T {
+        do throws(DurableFileError) { return try body() } catch {
+            throw .system(operation: error.operation, path: error.path, errno: error.errno)
         }
     }
     static func open(_ path: String, flags: Int32) throws(StorageError) -> Int32 {
-        try convert { () throws(HostNetError) in try DurableFile.open(path, flags: flags) }
+        try convert { () throws(DurableFileError) in try DurableFile.open(path, flags: flags) }
     }
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], at offset: Int, path: String) throws(StorageError) {
-        try convert { () throws(HostNetError) in try DurableFile.writeAll(fd, bytes, at: offset, path: path) }
+        try convert { () throws(DurableFileError) in try DurableFile.writeAll(fd, bytes, at: offset, path: path) }
     }
     static func readAll(_ path: String) throws(StorageError) -> [UInt8] {
-        try convert { () throws(HostNetError) in try DurableFile.readAll(path) }
+        try convert { () throws(DurableFileError) in try DurableFile.readAll(path) }
     }
     static func sync(_ fd: Int32, path: String) throws(StorageError) {
-        try convert { () throws(HostNetError) in try DurableFile.sync(fd, path: path) }
+        try convert { () throws(DurableFileError) in try DurableFile.sync(fd, path: path) }
     }
     static func syncDirectory(_ path: String) throws(StorageError) {
-        try convert { () throws(HostNetError) in try DurableFile.syncDirectory(path) }
+        try convert { () throws(DurableFileError) in try DurableFile.syncDirectory(path) }
     }
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws(StorageError) {
-        try convert { () throws(HostNetError) in try DurableFile.writeAtomically(bytes, to: path) }
+        try convert { () throws(DurableFileError) in try DurableFile.writeAtomically(bytes, to: path) }
     }
     static func makeDirectories(_ path: String) throws(StorageError) {
-        try convert { () throws(HostNetError) in try DurableFile.makeDirectories(path) }
+        try convert { () throws(DurableFileError) in try DurableFile.makeDirectories(path) }
     }
     static func list(_ directory: String) throws(StorageError) -> [String] {
-        try convert { () throws(HostNetError) in try DurableFile.list(directory) }
+        try convert { () throws(DurableFileError) in try DurableFile.list(directory) }
     }
     static func remove(_ path: String) throws(StorageError) {
-        try convert { () throws(HostNetError) in try DurableFile.remove(path) }
+        try convert { () throws(DurableFileError) in try DurableFile.remove(path) }
     }
     static func truncate(_ path: String, to size: Int) throws(StorageError) {
-        try convert { () throws(HostNetError) in try DurableFile.truncate(path, to: size) }
+        try convert { () throws(DurableFileError) in try DurableFile.truncate(path, to: size) }
     }
 }
