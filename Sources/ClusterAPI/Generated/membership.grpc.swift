@@ -1,7 +1,7 @@
 /// Shoal cluster API: Raft membership changes, which only the leader can make.
 /// Shapes follow moby/swarmkit api/raft.proto (service RaftMembership); a follower forwards
-/// these calls to the leader. Served on 2377 to manager certificates only. Raft's own
-/// messages do not use gRPC: RaftHost frames them itself on the same port.
+/// these calls to the leader. Served on 2377 to manager certificates only, as is
+/// RaftTransport, which carries Raft's own messages between members.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -579,6 +579,385 @@ extension Shoal_Api_RaftMembership.ClientProtocol {
             metadata: metadata
         )
         return try await self.leave(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// MARK: - shoal.api.RaftTransport
+
+/// Namespace containing generated types for the "shoal.api.RaftTransport" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Shoal_Api_RaftTransport: Sendable {
+    /// Service descriptor for the "shoal.api.RaftTransport" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "shoal.api.RaftTransport")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "Send" metadata.
+        public enum Send: Sendable {
+            /// Request type for "Send".
+            public typealias Input = Shoal_Api_RaftMessageBatch
+            /// Response type for "Send".
+            public typealias Output = Shoal_Api_RaftSendResponse
+            /// Descriptor for "Send".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "shoal.api.RaftTransport"),
+                method: "Send",
+                type: .unary
+            )
+        }
+        /// Descriptors for all methods in the "shoal.api.RaftTransport" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            Send.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "shoal.api.RaftTransport" service.
+    public static let shoal_api_RaftTransport = GRPCCore.ServiceDescriptor(fullyQualifiedService: "shoal.api.RaftTransport")
+}
+
+// MARK: shoal.api.RaftTransport (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Shoal_Api_RaftTransport {
+    /// Streaming variant of the service protocol for the "shoal.api.RaftTransport" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Raft's messages between members, on 2377 under mutual TLS like every other call. gRPC owns
+    /// > the port's listener, so Raft rides on it rather than beside it (etcd carries its Raft
+    /// > messages over HTTP on its peer port the same way).
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "Send" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One batch from a sender to a receiver: everything the sender's core emitted for it since
+        /// > its previous Send returned (so batches grow with load), each message in the core's
+        /// > versioned binary codec. Unary rather than a long client stream: a stream's writer cannot
+        /// > tell that its peer died, a call fails and is retried on a fresh connection.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Shoal_Api_RaftMessageBatch` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Shoal_Api_RaftSendResponse` messages.
+        func send(
+            request: GRPCCore.StreamingServerRequest<Shoal_Api_RaftMessageBatch>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Shoal_Api_RaftSendResponse>
+    }
+
+    /// Service protocol for the "shoal.api.RaftTransport" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Raft's messages between members, on 2377 under mutual TLS like every other call. gRPC owns
+    /// > the port's listener, so Raft rides on it rather than beside it (etcd carries its Raft
+    /// > messages over HTTP on its peer port the same way).
+    public protocol ServiceProtocol: Shoal_Api_RaftTransport.StreamingServiceProtocol {
+        /// Handle the "Send" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One batch from a sender to a receiver: everything the sender's core emitted for it since
+        /// > its previous Send returned (so batches grow with load), each message in the core's
+        /// > versioned binary codec. Unary rather than a long client stream: a stream's writer cannot
+        /// > tell that its peer died, a call fails and is retried on a fresh connection.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Shoal_Api_RaftMessageBatch` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Shoal_Api_RaftSendResponse` message.
+        func send(
+            request: GRPCCore.ServerRequest<Shoal_Api_RaftMessageBatch>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Shoal_Api_RaftSendResponse>
+    }
+
+    /// Simple service protocol for the "shoal.api.RaftTransport" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Raft's messages between members, on 2377 under mutual TLS like every other call. gRPC owns
+    /// > the port's listener, so Raft rides on it rather than beside it (etcd carries its Raft
+    /// > messages over HTTP on its peer port the same way).
+    public protocol SimpleServiceProtocol: Shoal_Api_RaftTransport.ServiceProtocol {
+        /// Handle the "Send" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One batch from a sender to a receiver: everything the sender's core emitted for it since
+        /// > its previous Send returned (so batches grow with load), each message in the core's
+        /// > versioned binary codec. Unary rather than a long client stream: a stream's writer cannot
+        /// > tell that its peer died, a call fails and is retried on a fresh connection.
+        ///
+        /// - Parameters:
+        ///   - request: A `Shoal_Api_RaftMessageBatch` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Shoal_Api_RaftSendResponse` to respond with.
+        func send(
+            request: Shoal_Api_RaftMessageBatch,
+            context: GRPCCore.ServerContext
+        ) async throws -> Shoal_Api_RaftSendResponse
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Shoal_Api_RaftTransport.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Shoal_Api_RaftTransport.Method.Send.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Shoal_Api_RaftMessageBatch>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Shoal_Api_RaftSendResponse>(),
+            handler: { request, context in
+                try await self.send(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Shoal_Api_RaftTransport.ServiceProtocol {
+    public func send(
+        request: GRPCCore.StreamingServerRequest<Shoal_Api_RaftMessageBatch>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Shoal_Api_RaftSendResponse> {
+        let response = try await self.send(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Shoal_Api_RaftTransport.SimpleServiceProtocol {
+    public func send(
+        request: GRPCCore.ServerRequest<Shoal_Api_RaftMessageBatch>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Shoal_Api_RaftSendResponse> {
+        return GRPCCore.ServerResponse<Shoal_Api_RaftSendResponse>(
+            message: try await self.send(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+}
+
+// MARK: shoal.api.RaftTransport (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Shoal_Api_RaftTransport {
+    /// Generated client protocol for the "shoal.api.RaftTransport" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Raft's messages between members, on 2377 under mutual TLS like every other call. gRPC owns
+    /// > the port's listener, so Raft rides on it rather than beside it (etcd carries its Raft
+    /// > messages over HTTP on its peer port the same way).
+    public protocol ClientProtocol: Sendable {
+        /// Call the "Send" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One batch from a sender to a receiver: everything the sender's core emitted for it since
+        /// > its previous Send returned (so batches grow with load), each message in the core's
+        /// > versioned binary codec. Unary rather than a long client stream: a stream's writer cannot
+        /// > tell that its peer died, a call fails and is retried on a fresh connection.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Shoal_Api_RaftMessageBatch` message.
+        ///   - serializer: A serializer for `Shoal_Api_RaftMessageBatch` messages.
+        ///   - deserializer: A deserializer for `Shoal_Api_RaftSendResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func send<Result>(
+            request: GRPCCore.ClientRequest<Shoal_Api_RaftMessageBatch>,
+            serializer: some GRPCCore.MessageSerializer<Shoal_Api_RaftMessageBatch>,
+            deserializer: some GRPCCore.MessageDeserializer<Shoal_Api_RaftSendResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Shoal_Api_RaftSendResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "shoal.api.RaftTransport" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Raft's messages between members, on 2377 under mutual TLS like every other call. gRPC owns
+    /// > the port's listener, so Raft rides on it rather than beside it (etcd carries its Raft
+    /// > messages over HTTP on its peer port the same way).
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "Send" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One batch from a sender to a receiver: everything the sender's core emitted for it since
+        /// > its previous Send returned (so batches grow with load), each message in the core's
+        /// > versioned binary codec. Unary rather than a long client stream: a stream's writer cannot
+        /// > tell that its peer died, a call fails and is retried on a fresh connection.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Shoal_Api_RaftMessageBatch` message.
+        ///   - serializer: A serializer for `Shoal_Api_RaftMessageBatch` messages.
+        ///   - deserializer: A deserializer for `Shoal_Api_RaftSendResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func send<Result>(
+            request: GRPCCore.ClientRequest<Shoal_Api_RaftMessageBatch>,
+            serializer: some GRPCCore.MessageSerializer<Shoal_Api_RaftMessageBatch>,
+            deserializer: some GRPCCore.MessageDeserializer<Shoal_Api_RaftSendResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Shoal_Api_RaftSendResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Shoal_Api_RaftTransport.Method.Send.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Shoal_Api_RaftTransport.ClientProtocol {
+    /// Call the "Send" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One batch from a sender to a receiver: everything the sender's core emitted for it since
+    /// > its previous Send returned (so batches grow with load), each message in the core's
+    /// > versioned binary codec. Unary rather than a long client stream: a stream's writer cannot
+    /// > tell that its peer died, a call fails and is retried on a fresh connection.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Shoal_Api_RaftMessageBatch` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func send<Result>(
+        request: GRPCCore.ClientRequest<Shoal_Api_RaftMessageBatch>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Shoal_Api_RaftSendResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.send(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Shoal_Api_RaftMessageBatch>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Shoal_Api_RaftSendResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Shoal_Api_RaftTransport.ClientProtocol {
+    /// Call the "Send" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One batch from a sender to a receiver: everything the sender's core emitted for it since
+    /// > its previous Send returned (so batches grow with load), each message in the core's
+    /// > versioned binary codec. Unary rather than a long client stream: a stream's writer cannot
+    /// > tell that its peer died, a call fails and is retried on a fresh connection.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func send<Result>(
+        _ message: Shoal_Api_RaftMessageBatch,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Shoal_Api_RaftSendResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Shoal_Api_RaftMessageBatch>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.send(
             request: request,
             options: options,
             onResponse: handleResponse

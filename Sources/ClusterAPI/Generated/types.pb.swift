@@ -1591,9 +1591,21 @@ public nonisolated struct Shoal_Api_EncryptionKey: Sendable {
   /// Cluster.encryption_key_lamport_clock when the key was made; the highest is the primary. [leader]
   public var lamportTime: UInt64 = 0
 
+  /// When the leader made it (the proposing manager's clock), for the rotation interval. [leader]
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_createdAt = newValue}
+  }
+  /// Returns true if `createdAt` has been explicitly set.
+  public var hasCreatedAt: Bool {self._createdAt != nil}
+  /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCreatedAt() {self._createdAt = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
 /// A certificate the CA no longer honours (its node was removed). [leader]
@@ -2936,7 +2948,7 @@ nonisolated extension Shoal_Api_RootCA: SwiftProtobuf.Message, SwiftProtobuf._Me
 
 nonisolated extension Shoal_Api_EncryptionKey: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EncryptionKey"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}subsystem\0\u{1}algorithm\0\u{1}key\0\u{3}lamport_time\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}subsystem\0\u{1}algorithm\0\u{1}key\0\u{3}lamport_time\0\u{3}created_at\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2948,12 +2960,17 @@ nonisolated extension Shoal_Api_EncryptionKey: SwiftProtobuf.Message, SwiftProto
       case 2: try { try decoder.decodeSingularEnumField(value: &self.algorithm) }()
       case 3: try { try decoder.decodeSingularBytesField(value: &self.key) }()
       case 4: try { try decoder.decodeSingularUInt64Field(value: &self.lamportTime) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if self.subsystem != .unspecified {
       try visitor.visitSingularEnumField(value: self.subsystem, fieldNumber: 1)
     }
@@ -2966,6 +2983,9 @@ nonisolated extension Shoal_Api_EncryptionKey: SwiftProtobuf.Message, SwiftProto
     if self.lamportTime != 0 {
       try visitor.visitSingularUInt64Field(value: self.lamportTime, fieldNumber: 4)
     }
+    try { if let v = self._createdAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2974,6 +2994,7 @@ nonisolated extension Shoal_Api_EncryptionKey: SwiftProtobuf.Message, SwiftProto
     if lhs.algorithm != rhs.algorithm {return false}
     if lhs.key != rhs.key {return false}
     if lhs.lamportTime != rhs.lamportTime {return false}
+    if lhs._createdAt != rhs._createdAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
