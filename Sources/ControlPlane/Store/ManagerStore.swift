@@ -6,6 +6,7 @@
 
 import ClusterAPI
 import Foundation
+import Metrics
 import NIOCore
 import Raft
 import RaftHost
@@ -60,10 +61,18 @@ public final class ManagerStore: Sendable {
         transaction.proposedAt = Google_Protobuf_Timestamp(date: now)
         let bytes: [UInt8]
         do { bytes = try transaction.serializedBytes() } catch { throw .refused(.malformed("cannot encode: \(error)")) }
-        let committed = try await Self.result(of: member.propose(bytes))
+        let committed: RaftMember<ClusterStore>.Committed
+        do throws(ManagerStoreError) { committed = try await Self.result(of: member.propose(bytes)) } catch {
+            Counter(label: "shoal_store_transactions_total", dimensions: [("result", "not_committed")]).increment()
+            throw error
+        }
         switch committed.output {
-        case .committed(let commit): return commit
-        case .refused(let error, _, _): throw .refused(error)
+        case .committed(let commit):
+            Counter(label: "shoal_store_transactions_total", dimensions: [("result", "committed")]).increment()
+            return commit
+        case .refused(let error, _, _):
+            Counter(label: "shoal_store_transactions_total", dimensions: [("result", "refused")]).increment()
+            throw .refused(error)
         case .noTransaction: throw .refused(.malformed("the entry held no transaction"))
         }
     }

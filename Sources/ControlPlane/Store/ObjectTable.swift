@@ -57,6 +57,7 @@ public struct ObjectTable<Object: StoredObject>: Sendable {
             if (kind == .update || read != 0) && read != current.meta.version.index {
                 return .versionConflict(Object.kind, id: object.id, expected: read, actual: current.meta.version.index)
             }
+            if kind == .update, let refusal = object.refusal(replacing: current) { return refusal }
         default:
             return .malformed("action \(kind) on \(Object.kind) \(object.id)")
         }

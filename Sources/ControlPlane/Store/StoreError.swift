@@ -13,6 +13,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     case nameConflict(ObjectKind, name: String, heldBy: String)
     /// The writer read version `expected`, but the object is at `actual` now: read again.
     case versionConflict(ObjectKind, id: String, expected: UInt64, actual: UInt64)
+    /// An update would move a state that only moves forward back (a task's status or desired state).
+    case backwards(ObjectKind, id: String, field: String, from: String, to: String)
     /// The transaction itself is malformed (no target, unknown action, empty ID, undecodable).
     case malformed(String)
 
@@ -22,6 +24,7 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .notFound: .notFound
         case .exists, .nameConflict: .nameConflict
         case .versionConflict: .versionConflict
+        case .backwards: .failedPrecondition
         case .malformed: .invalidSpec
         }
     }
@@ -33,6 +36,8 @@ public enum StoreError: Error, Sendable, Hashable, CustomStringConvertible {
         case .nameConflict(let kind, let name, let holder): "\(kind) name \"\(name)\" is already in use by \(holder)"
         case .versionConflict(let kind, let id, let expected, let actual):
             "\(kind) \(id) changed since it was read (version \(expected), now \(actual)): read it again and retry"
+        case .backwards(let kind, let id, let field, let from, let to):
+            "\(kind) \(id): \(field) only moves forward, not from \(from) to \(to)"
         case .malformed(let why): "malformed store transaction: \(why)"
         }
     }

@@ -27,6 +27,13 @@ public protocol StoredObject: SwiftProtobuf.Message, Sendable {
     var uniqueName: String { get }
     /// The object as the target of a store action or event.
     var storeTarget: Shoal_Api_StoreAction.OneOf_Target { get }
+    /// Why this object may not replace `current`, its stored version, or nil when it may:
+    /// the kind's own rules for an update, beyond the version check.
+    func refusal(replacing current: Self) -> StoreError?
+}
+
+extension StoredObject {
+    public func refusal(replacing current: Self) -> StoreError? { nil }
 }
 
 extension Shoal_Api_Node: StoredObject {
@@ -48,6 +55,18 @@ extension Shoal_Api_Task: StoredObject {
     public static var namesAreUnique: Bool { false }
     public var uniqueName: String { annotations.name }
     public var storeTarget: Shoal_Api_StoreAction.OneOf_Target { .task(self) }
+
+    /// A task's observed state and its desired state only move forward (DESIGN §9): a
+    /// writer that read an older task and would move either back is refused.
+    public func refusal(replacing current: Shoal_Api_Task) -> StoreError? {
+        if status.state.rawValue < current.status.state.rawValue {
+            return .backwards(.task, id: id, field: "status.state", from: "\(current.status.state)", to: "\(status.state)")
+        }
+        if desiredState.rawValue < current.desiredState.rawValue {
+            return .backwards(.task, id: id, field: "desired_state", from: "\(current.desiredState)", to: "\(desiredState)")
+        }
+        return nil
+    }
 }
 
 extension Shoal_Api_Network: StoredObject {
@@ -62,4 +81,13 @@ extension Shoal_Api_Cluster: StoredObject {
     public static var namesAreUnique: Bool { true }
     public var uniqueName: String { spec.annotations.name }
     public var storeTarget: Shoal_Api_StoreAction.OneOf_Target { .cluster(self) }
+}
+
+extension Shoal_Api_StoreAction {
+    /// The action `kind` on `object`.
+    public init(_ kind: Shoal_Api_StoreActionKind, _ object: some StoredObject) {
+        self.init()
+        self.kind = kind
+        self.target = object.storeTarget
+    }
 }

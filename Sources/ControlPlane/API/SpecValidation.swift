@@ -1,0 +1,92 @@
+// What the Control service refuses before anything is written: names that break docker's
+// rules, services that name unknown networks or malformed constraints, resources and
+// durations below zero. Each refusal is one clear line with the field it concerns; nothing is
+// changed in the store.
+
+import ClusterAPI
+import Foundation
+
+/// Checks of specs sent to the Control service.
+enum SpecValidation {
+    /// Docker's rule for service (and stack) names: a DNS label, at most 63 characters.
+    static func validateServiceName(_ name: String) throws(APIError) {
+        guard !name.isEmpty else { throw APIError(.invalidSpec, "a service needs a name (--name)", field: "annotations.name") }
+        let characters = Array(name.utf8)
+        let valid = characters.count <= 63 && characters.allSatisfy { $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "-") }
+            && characters.first!.isASCIIAlphanumeric && characters.last!.isASCIIAlphanumeric
+        guard valid else {
+            throw APIError(
+                .invalidSpec,
+                "invalid service name \"\(name)\": use at most 63 letters, digits and '-', starting and ending with a letter or digit",
+                field: "annotations.name")
+        }
+    }
+
+    /// Docker's rule for network names: a letter or digit, then letters, digits, '_', '.', '-'.
+    static func validateNetworkName(_ name: String) throws(APIError) {
+        let characters = Array(name.utf8)
+        let valid = !characters.isEmpty && characters.count <= 255 && characters.first!.isASCIIAlphanumeric
+            && characters.allSatisfy { $0.isASCIIAlphanumeric || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") }
+        guard valid else {
+            throw APIError(
+                .invalidSpec, "invalid network name \"\(name)\": use letters, digits, '_', '.' and '-', starting with a letter or digit",
+                field: "annotations.name")
+        }
+    }
+
+    /// Refuses a service spec that could not run; `networks` are the store's.
+    static func validate(_ spec: Shoal_Api_ServiceSpec, networks: [Shoal_Api_Network]) throws(APIError) {
+        try validateServiceName(spec.annotations.name)
+        let task = spec.task
+        guard !task.process.command.isEmpty, !task.process.command[0].isEmpty else {
+            throw APIError(.invalidSpec, "a service needs a command to run (after --)", field: "task.process.command")
+        }
+        guard spec.mode != nil else { throw APIError(.invalidSpec, "a service is replicated or global", field: "mode") }
+        for attachment in task.networks {
+            guard let network = networks.first(where: { $0.id == attachment.target }) else {
+                throw APIError(.notFound, "network \(attachment.target) not found", objectID: attachment.target, field: "task.networks")
+            }
+            if network.spec.ingress {
+                throw APIError(
+                    .invalidSpec, "a service cannot be attached to the ingress network: publish a port (--publish) instead",
+                    field: "task.networks")
+            }
+        }
+        if Set(task.networks.map(\.target)).count != task.networks.count {
+            throw APIError(.invalidSpec, "a network is given twice (--network)", field: "task.networks")
+        }
+        _ = try Constraint.all(task.placement)
+        for (name, value) in [
+            ("--reserve-cpu", task.resources.reservations.nanoCpus), ("--reserve-memory", task.resources.reservations.memoryBytes),
+            ("--limit-cpu", task.resources.limits.nanoCpus), ("--limit-memory", task.resources.limits.memoryBytes),
+        ] where value < 0 {
+            throw APIError(.invalidSpec, "\(name) cannot be negative", field: "task.resources")
+        }
+        let limits = task.resources.limits, reservations = task.resources.reservations
+        if limits.memoryBytes > 0 && reservations.memoryBytes > limits.memoryBytes {
+            throw APIError(.invalidSpec, "--reserve-memory is above --limit-memory", field: "task.resources")
+        }
+        if limits.nanoCpus > 0 && reservations.nanoCpus > limits.nanoCpus {
+            throw APIError(.invalidSpec, "--reserve-cpu is above --limit-cpu", field: "task.resources")
+        }
+        for (name, duration) in [
+            ("--restart-delay", task.restart.delay), ("--restart-window", task.restart.window),
+            ("--stop-grace-period", task.process.stopGracePeriod),
+        ] where duration.seconds < 0 || duration.nanos < 0 {
+            throw APIError(.invalidSpec, "\(name) cannot be negative", field: "task")
+        }
+        if !task.process.hostname.isEmpty, task.process.hostname.utf8.count > 63 {
+            throw APIError(.invalidSpec, "--hostname is longer than 63 characters", field: "task.process.hostname")
+        }
+        for entry in task.process.env where !entry.contains("=") || entry.hasPrefix("=") {
+            throw APIError(.invalidSpec, "invalid --env \"\(entry)\": give it as KEY=VALUE", field: "task.process.env")
+        }
+    }
+}
+
+extension UInt8 {
+    fileprivate var isASCIIAlphanumeric: Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
+            || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)
+    }
+}
