@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 import HostNet
 import Logging
@@ -182,6 +183,9 @@ public final class Lab: @unchecked Sendable {
     static func remove(_ record: LabRecord) throws {
         var failures: [String] = []
         stop(record.processes)
+        // Daemons killed before (or by) the stop leave their tasks' sandboxes: remove what
+        // their records name, as a restarted daemon would.
+        SandboxRecord.sweep(under: record.fileDirectory)
         for file in record.files { unlink(file) }
         try? FileManager.default.removeItem(atPath: record.fileDirectory)
         for name in record.namespaces.reversed() {

@@ -33,6 +33,37 @@ int shoal_netns_create(const char *dir, const char *name);
 /// Unmounts and removes a named network namespace file. Returns 0 or -errno.
 int shoal_netns_delete(const char *path);
 
+
+/// What the sandbox launcher sets up for a task's process (sandbox.c).
+typedef struct {
+    /// Descriptor of the task's network namespace, or -1 to stay in the caller's.
+    int netns_fd;
+    /// The UTS hostname, or NULL.
+    const char *hostname;
+    /// Files bind-mounted over others inside the task's mount namespace (/etc/resolv.conf...).
+    const char *const *bind_sources;
+    const char *const *bind_targets;
+    int bind_count;
+    /// cgroup.procs files the process joins before anything else.
+    const char *const *cgroup_procs;
+    int cgroup_count;
+    /// Working directory, or NULL.
+    const char *workdir;
+    /// Standard input, output and error of the process.
+    int stdin_fd, stdout_fd, stderr_fd;
+    /// Non-zero for a new PID namespace (the command is its PID 1).
+    int new_pid_namespace;
+    /// NULL-terminated argument and environment vectors; argv[0] is searched in PATH.
+    char *const *argv;
+    char *const *envp;
+} shoal_sandbox_spec;
+
+/// Starts a process as `spec` says, in new mount and UTS namespaces. Returns its pid once it
+/// has exec'd, or -1 with the errno in `error_out` and the failing step in `step_out`
+/// (1 signal mask, 2 cgroup, 3 network namespace, 4 private mounts, 5 bind mount, 6 hostname,
+/// 7 standard streams, 8 working directory, 9 session, 10 exec; 0 for clone itself).
+pid_t shoal_sandbox_spawn(const shoal_sandbox_spec *spec, int *error_out, int *step_out);
+
 #endif
 
 /// One datagram of a batch: the caller's buffer, its length, and the peer (IPv4, host order).
