@@ -126,7 +126,16 @@ extension GossipEngine {
     }
 
     private func storeNetworkRecord(_ record: NetworkRecord, now: Int) {
+        let newcomer = record.joined && record.node != name && !tables.hasJoined(record.node, record.network)
         tables.networkRecords[record.node, default: [:]][record.network] = record
+        // A member that joins a network we are on gets our own entries of it at once: an entry
+        // written before we knew of that member was broadcast to the members known then, and
+        // would otherwise reach it only at the next push-pull (libnetwork's bulk sync on join).
+        if newcomer, tables.hasJoined(name, record.network), liveMembers.contains(record.node),
+            let address = members[record.node]?.info.address
+        {
+            sendState(to: record.node, address: address, isReply: false, ownerOnly: true)
+        }
         if record.joined {
             tables.networkMembers[record.network, default: IndexedSet()].insert(record.node)
         } else {

@@ -21,7 +21,7 @@ public enum DNSDropReason: String, CaseIterable, Sendable, Codable {
 /// Counters of a resolver, safe to read from any thread.
 public final class DNSStatistics: Sendable {
     public enum Counter: String, CaseIterable, Sendable {
-        case queries, answered, noData = "nodata", forwarded, truncated
+        case queries, answered, noData = "nodata", nameErrors = "nxdomain", forwarded, truncated
         case formatErrors = "formerr", notImplemented = "notimp", badVersion = "badvers", refused
         case tooShort = "drop_too_short", notAQuery = "drop_not_a_query"
         case forwardFailures = "forward_failures"
@@ -57,8 +57,20 @@ public final class DNSResolver: Sendable {
     /// The largest UDP response Shoal sends to an EDNS client (the DNS flag day 2020 value).
     public static let maximumUDPPayload = 1232
 
-    public init(store: RecordStore) {
+    /// Answers NXDOMAIN itself, instead of forwarding, for the names only the swarm can hold:
+    /// one label (`my-web`) and `tasks.` plus one label. A node's agent sets it, so that a
+    /// removed service's name is gone at once everywhere, whether or not an upstream answers.
+    public let ownsSwarmNames: Bool
+
+    public init(store: RecordStore, ownsSwarmNames: Bool = false) {
         self.store = store
+        self.ownsSwarmNames = ownsSwarmNames
+    }
+
+    /// True for `name` and `tasks.name` with `name` one label (a trailing dot allowed).
+    static func isSwarmName(_ name: String) -> Bool {
+        let labels = name.split(separator: ".")
+        return labels.count == 1 || (labels.count == 2 && labels[0].lowercased() == "tasks")
     }
 
     /// Decides about one message from a client in `sandbox`; `overTCP` lifts the UDP size limit.
@@ -96,6 +108,10 @@ public final class DNSResolver: Sendable {
             return .respond(finish(DNSResponseWriter(id: id, queryFlags: flags, code: .notImplemented, question: query.question), query, overTCP))
         }
         guard let entry = store.snapshot.lookup(query.name.text, sandbox: sandbox) else {
+            if ownsSwarmNames && Self.isSwarmName(query.name.text) {
+                statistics.add(.nameErrors)
+                return .respond(finish(DNSResponseWriter(id: id, queryFlags: flags, code: .nameError, question: query.question), query, overTCP))
+            }
             statistics.add(.forwarded)
             return .forward(query)
         }

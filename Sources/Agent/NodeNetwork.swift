@@ -1,0 +1,247 @@
+// The node's data plane, programmed by its agent from two sources (DESIGN §3): its own tasks
+// (from the assignments: networks, addresses, services' VIPs and modes) and the gossip
+// tables, where every node puts one entry per running task endpoint. From the tables it
+// builds the overlay's remote endpoints and the DNS records of every network its tasks are
+// on, so that with every manager down, tasks keep finding and reaching each other. DNS is
+// served at 127.0.0.11:53 inside every task's namespace.
+
+import ClusterAPI
+import Foundation
+import Gossip
+import HostNet
+import Logging
+import NIOCore
+import NIOPosix
+import Overlay
+import ServiceDNS
+import Wire
+
+/// One running task's endpoint on one network, as the gossip tables carry it.
+struct EndpointEntry: Codable, Equatable {
+    var task: String
+    var service: String
+    var serviceName: String
+    var slot: UInt64
+    var address: IPv4Address
+    var vtep: IPv4Address
+    var vip: IPv4Address?
+    var dnsrr: Bool
+    var aliases: [String]
+
+    /// The gossip table endpoint entries live in, per network.
+    static let table = "endpoints"
+}
+
+/// Overlay, gossip and DNS of one node.
+public actor NodeNetwork {
+    /// A task with a sandbox here.
+    struct LocalTask {
+        var task: Shoal_Api_Task
+        var namespace: String
+        var listener: DNSServer.Listener?
+    }
+
+    private let nodeID: String
+    private let underlay: IPv4Address
+    private let logger: Logger
+    private let overlay: OverlayEngine
+    private let gossip: GossipServer
+    private let records: RecordStore
+    private let dns: DNSServer
+    private var locals: [String: LocalTask] = [:]
+    private var eventSequence = 0
+    private var watcher: Task<Void, Never>?
+
+    /// Starts the overlay on `underlay`:4789, gossip on `underlay`:7946 sealed with `keys`
+    /// (oldest first, the last primary; none: plaintext) and the DNS server.
+    public init(nodeID: String, underlay: IPv4Address, keys: [[UInt8]], logger: Logger) throws {
+        self.nodeID = nodeID
+        self.underlay = underlay
+        self.logger = logger
+        let group = MultiThreadedEventLoopGroup.singleton
+        overlay = try OverlayEngine(configuration: .init(underlayAddress: underlay))
+        overlay.start()
+        var configuration = GossipConfiguration(
+            name: nodeID, address: GossipAddress(ipv4: underlay.rawValue, port: 7946), randomSeed: UInt64.random(in: 0...UInt64.max),
+            startWallMicroseconds: UInt64(Date().timeIntervalSince1970 * 1_000_000))
+        configuration.maximumDatagramBytes = 1_400
+        var keyring: GossipKeyring?
+        if let primary = keys.last {
+            var ring = try GossipKeyring(primaryKey: primary)
+            for key in keys.dropLast() { try ring.add(key) }
+            keyring = ring
+        }
+        gossip = GossipServer(configuration: configuration, keyring: keyring, group: group, logger: logger)
+        do {
+            try gossip.start(bindHost: "\(underlay)")
+        } catch {
+            overlay.stop()
+            throw error
+        }
+        records = try RecordStore()
+        // Names outside the swarm go where the host sends its own queries.
+        let upstreams = DNSForwarder.upstreams()
+        let forwarder = upstreams.isEmpty ? nil : try? DNSForwarder(upstreams: upstreams, group: group)
+        dns = DNSServer(resolver: DNSResolver(store: records, ownsSwarmNames: true), forwarder: forwarder, group: group)
+    }
+
+    /// Joins the gossip of the nodes at `hosts` (the managers: every node reaches them) and
+    /// follows the tables until ``stop()``.
+    public func run(joining hosts: [String]) {
+        let seeds = hosts.compactMap { GossipAddress($0, defaultPort: 7946) }.map { GossipAddress(ipv4: $0.ipv4, port: 7946) }
+            .filter { $0.ipv4 != underlay.rawValue }
+        self.seeds = seeds
+        _ = gossip.run { engine, now in engine.join(seeds, now: now) }
+        watcher = Task { await self.followTables() }
+    }
+
+    /// The managers' gossip addresses this node joins through.
+    private var seeds: [GossipAddress] = []
+
+    /// Seals with the newest of `keys` (oldest first) from now on, opens with any of them, and
+    /// forgets the keys no longer listed.
+    public func useKeys(_ keys: [[UInt8]]) async throws {
+        guard let primary = keys.last else { return }
+        _ = try await gossip.updateKeyring { ring in
+            let ids = try keys.map { try ring.add($0) }
+            try ring.makePrimary(try ring.add(primary))
+            for id in ring.keyIDs where !ids.contains(id) { try ring.remove(id) }
+        }.get()
+    }
+
+    /// Stops the data plane: DNS listeners, gossip (announcing the leave), overlay.
+    public func stop() async {
+        watcher?.cancel()
+        for local in locals.values { if let listener = local.listener { dns.close(listener) } }
+        locals = [:]
+        _ = try? await gossip.leave().get()
+        _ = try? await gossip.close().get()
+        overlay.stop()
+    }
+
+    // MARK: - Tasks
+
+    /// Gives `task` its interfaces (a TAP per network, inside `namespace`) and its DNS at
+    /// 127.0.0.11; called before its process starts.
+    func attach(_ task: Shoal_Api_Task, namespace: String) throws {
+        locals[task.id] = LocalTask(task: task, namespace: namespace, listener: nil)
+        do {
+            try apply()
+            let listener = try dns.listen(on: IPv4Address(127, 0, 0, 11), port: 53, namespace: NetworkNamespace(named: namespace), sandbox: namespace)
+            locals[task.id]?.listener = listener
+        } catch {
+            detach(task.id)
+            throw error
+        }
+    }
+
+    /// Puts the running task's endpoints in the gossip tables: it enters DNS everywhere.
+    func publish(_ taskID: String) async {
+        guard let local = locals[taskID] else { return }
+        let entries = endpointEntries(local.task)
+        do {
+            try await gossip.run { engine, now in
+                for (network, entry) in entries {
+                    if !engine.joinedNetworks.contains(network) { try engine.joinNetwork(network, now: now) }
+                    try engine.put(EntryKey(network: network, table: EndpointEntry.table, key: entry.task), value: Array(try JSONEncoder().encode(entry)), now: now)
+                }
+            }.get()
+        } catch {
+            logger.warning("cannot publish a task's endpoints", metadata: ["task": "\(taskID)", "error": "\(error)"])
+        }
+        refresh()
+    }
+
+    /// Takes the task's endpoints out of the tables: it leaves DNS everywhere (before it stops).
+    func withdraw(_ taskID: String) async {
+        guard let local = locals[taskID] else { return }
+        let networks = local.task.networks.map(\.network.id)
+        _ = try? await gossip.run { engine, now in
+            for network in networks where engine.joinedNetworks.contains(network) {
+                try? engine.delete(EntryKey(network: network, table: EndpointEntry.table, key: taskID), now: now)
+            }
+        }.get()
+        refresh()
+    }
+
+    /// Removes the task's interfaces and DNS listener (its process has ended).
+    func detach(_ taskID: String) {
+        guard let local = locals.removeValue(forKey: taskID) else { return }
+        if let listener = local.listener { dns.close(listener) }
+        do { try apply() } catch { logger.warning("cannot update the overlay", metadata: ["error": "\(error)"]) }
+    }
+
+    private func endpointEntries(_ task: Shoal_Api_Task) -> [(String, EndpointEntry)] {
+        task.networks.compactMap { attachment in
+            guard let cidr = attachment.addresses.first, let address = IPv4Prefix(cidr)?.address else { return nil }
+            let vip = task.endpoint.virtualIps.first { $0.networkID == attachment.network.id }.flatMap { IPv4Prefix($0.addr)?.address }
+            let entry = EndpointEntry(
+                task: task.id, service: task.serviceID, serviceName: task.serviceAnnotations.name, slot: task.slot, address: address,
+                vtep: underlay, vip: vip, dnsrr: task.endpoint.spec.mode == .dnsrr, aliases: attachment.aliases)
+            return (attachment.network.id, entry)
+        }
+    }
+
+    // MARK: - From the tables to the data plane
+
+    private func followTables() async {
+        var rounds = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(50))
+            rounds += 1
+            // Alone while seeds are known (a manager whose data plane started after ours): ask
+            // again every second rather than at gossip's own reconnect interval.
+            if rounds % 20 == 0, !seeds.isEmpty {
+                let seeds = self.seeds
+                _ = gossip.run { engine, now in if engine.liveMemberCount == 1 { engine.join(seeds, now: now) } }
+            }
+            guard let events = try? await gossip.events(after: eventSequence).get(), let last = events.last else { continue }
+            eventSequence = last.sequence
+            if events.contains(where: { if case .entry = $0.event { true } else { false } }) { refresh() }
+        }
+    }
+
+    /// Rebuilds the overlay topology and the DNS records from the local tasks and the tables.
+    private func refresh() {
+        do { try apply() } catch { logger.warning("cannot update the data plane", metadata: ["error": "\(error)"]) }
+    }
+
+    private func apply() throws {
+        var networks: [String: Shoal_Api_Network] = [:]
+        for local in locals.values {
+            for attachment in local.task.networks { networks[attachment.network.id] = attachment.network }
+        }
+        let ids = Array(networks.keys)
+        let tables = (try? gossip.run { engine, _ in
+            ids.map { id in (id, engine.entries(in: id).compactMap { try? JSONDecoder().decode(EndpointEntry.self, from: Data($0.value)) }) }
+        }.wait()) ?? []
+        var topology = Topology()
+        var dnsRecords = DNSRecords()
+        for id in ids.sorted() {
+            let network = networks[id]!
+            guard let subnet = IPv4Prefix(network.subnet), let gateway = IPv4Address(network.gateway), let vni = VNI(network.vni) else { continue }
+            topology.networks.append(OverlayNetwork(name: id, vni: vni, subnet: IPv4Prefix(subnet.network, length: subnet.length), gateway: gateway))
+            let entries = tables.first { $0.0 == id }?.1 ?? []
+            for entry in entries where entry.vtep != underlay {
+                topology.remoteEndpoints.append(RemoteEndpoint(network: id, address: entry.address, vtep: entry.vtep))
+            }
+            var services: [String: ServiceRecord] = [:]
+            for entry in entries.sorted(by: { ($0.slot, $0.task) < ($1.slot, $1.task) }) {
+                var record = services[entry.service] ?? ServiceRecord(name: entry.serviceName, mode: entry.dnsrr ? .dnsrr : .vip, vip: entry.vip)
+                record.tasks.append(TaskRecord(slot: Int(entry.slot), id: entry.task, address: entry.address))
+                services[entry.service] = record
+            }
+            dnsRecords.networks[id] = services.keys.sorted().map { services[$0]! }
+        }
+        for local in locals.values.sorted(by: { $0.task.id < $1.task.id }) {
+            for (index, attachment) in local.task.networks.enumerated() {
+                guard let cidr = attachment.addresses.first, let address = IPv4Prefix(cidr)?.address else { continue }
+                topology.localEndpoints.append(
+                    LocalEndpoint(network: attachment.network.id, address: address, namespace: local.namespace, interface: "eth\(index)"))
+            }
+            dnsRecords.sandboxes[local.namespace] = local.task.networks.map(\.network.id)
+        }
+        try overlay.apply(topology)
+        try records.replace(with: dnsRecords)
+    }
+}
