@@ -1,0 +1,111 @@
+// The daemon's /metrics: swift-metrics throughout the code, swift-prometheus behind it, and
+// a small HTTP/1 listener (SwiftNIO) that answers `GET /metrics` with the registry in
+// Prometheus text. What the Raft core knows as state (term, leader, indexes) and the store's
+// object counts are sampled each second; counters (API calls by method and code, proposals,
+// transactions, heartbeats) and the fsync histogram are recorded where they happen.
+
+import ControlPlane
+import Foundation
+import GRPCCore
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Prometheus
+import Raft
+
+/// The process's metrics registry and its HTTP endpoint.
+public enum DaemonMetrics {
+    /// Makes swift-metrics record into a new Prometheus registry; call once, before anything
+    /// creates a metric.
+    public static func bootstrap() -> PrometheusCollectorRegistry {
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // fsyncs and calls take microseconds to milliseconds: buckets from 50 µs to 1 s.
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+            .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .seconds(1),
+        ]
+        MetricsSystem.bootstrap(factory)
+        return registry
+    }
+
+    /// Serves `GET /metrics` on `address` (host:port) until the returned channel closes.
+    static func serve(_ registry: PrometheusCollectorRegistry, on host: String, port: Int) async throws -> Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(MetricsHandler(registry: registry))
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    /// Samples what is state rather than events: the Raft member's and the store's.
+    static func sample(_ manager: Manager) async {
+        guard let (status, _) = try? await manager.store.member.directory().get() else { return }
+        Gauge(label: "shoal_raft_term").record(Int64(status.term))
+        Gauge(label: "shoal_raft_leader").record(status.leader == status.id ? 1 : 0)
+        Gauge(label: "shoal_raft_has_leader").record(status.leader == 0 ? 0 : 1)
+        Gauge(label: "shoal_raft_commit_index").record(Int64(status.commit))
+        Gauge(label: "shoal_raft_applied_index").record(Int64(status.applied))
+        Gauge(label: "shoal_raft_members").record(status.membership.all.count)
+        guard let counts = try? await manager.store.readLocal({ store in
+            [("node", store.nodes.count), ("service", store.services.count), ("task", store.tasks.count),
+             ("network", store.networks.count), ("cluster", store.clusters.count)]
+        }) else { return }
+        for (kind, count) in counts { Gauge(label: "shoal_store_objects", dimensions: [("kind", kind)]).record(count) }
+    }
+}
+
+/// Answers `GET /metrics`; anything else is 404.
+private final class MetricsHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    let registry: PrometheusCollectorRegistry
+
+    init(registry: PrometheusCollectorRegistry) { self.registry = registry }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let request) = unwrapInboundIn(data) else { return }
+        let found = request.method == .GET && request.uri.split(separator: "?").first == "/metrics"
+        let body = found ? registry.emitToBuffer() : Array("not found: try /metrics\n".utf8)
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: found ? "text/plain; version=0.0.4; charset=utf-8" : "text/plain")
+        headers.add(name: "Content-Length", value: "\(body.count)")
+        headers.add(name: "Connection", value: "close")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: found ? .ok : .notFound, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+    }
+}
+
+/// Counts every API call by method and gRPC code (`shoal_api_requests_total`,
+/// `shoal_api_errors_total`), on both listeners.
+struct APIMetricsInterceptor: ServerInterceptor {
+    /// Which listener: `socket` or `cluster`.
+    let listener: String
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let method = "\(context.descriptor.service.fullyQualifiedService)/\(context.descriptor.method)"
+        Counter(label: "shoal_api_requests_total", dimensions: [("listener", listener), ("method", method)]).increment()
+        do {
+            let response = try await next(request, context)
+            if case .failure(let error) = response.accepted { count(error.code, method) }
+            return response
+        } catch let error as RPCError {
+            count(error.code, method)
+            throw error
+        }
+    }
+
+    private func count(_ code: RPCError.Code, _ method: String) {
+        Counter(label: "shoal_api_errors_total", dimensions: [("listener", listener), ("method", method), ("code", "\(code)")]).increment()
+    }
+}
