@@ -7,9 +7,9 @@ FUZZ_SECONDS ?= 300
 # make test runs each fuzzer briefly so the harness stays honest; make fuzz runs it for real.
 TEST_FUZZ_SECONDS ?= 30
 FUZZ_BUILD   := .build-fuzz
-SYSTEM_PACKAGES := libmnl-dev libpcap-dev iproute2 iputils-ping tcpdump ethtool python3 iperf3 valgrind dnsutils
+SYSTEM_PACKAGES := libmnl-dev libpcap-dev iproute2 iputils-ping tcpdump ethtool python3 iperf3 valgrind dnsutils curl util-linux
 
-.PHONY: deps build release demo test unit-test fuzz fuzz-build hotpath bench soak clean
+.PHONY: deps build release demo test unit-test fuzz fuzz-build hotpath bench soak e2e clean
 
 # Install the system packages that are missing (dpkg -s tells), with one apt-get update.
 deps:
@@ -27,7 +27,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --product shoal
 
-# The main demo: a 2-node lab with a TAP endpoint in each, shown working, then torn down.
+# The main demo: the swarm tutorial on a 3-node lab, typed with the real CLI, then torn down.
 demo: release
 	.build/release/shoal lab demo
 
@@ -93,11 +93,18 @@ soak: deps
 	grep -E "violation:" .build/broken-variant.log | head -3; echo "broken variant caught (full log: .build/broken-variant.log)"
 	bench/gossip.sh
 
+# The long end-to-end scenarios: the services suite with the data plane watched for 60 s with
+# every manager down (make test watches it for 15 s).
+e2e: deps
+	$(SWIFT) build --build-tests
+	SHOAL_MANAGERLESS_SECONDS=60 $(SWIFT) test --skip-build --filter ServiceCLIRootTests
+
 # The benchmarks of bench/README.md (minutes; run on a quiet machine).
 bench: hotpath
 	bench/overlay.sh
 	bench/raft.sh
 	bench/gossip.sh
+	bench/scheduler.sh
 
 clean:
 	rm -rf .build $(FUZZ_BUILD) .build-bench fuzz-artifacts

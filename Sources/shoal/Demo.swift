@@ -5,21 +5,30 @@ import Lab
 import Overlay
 import Wire
 
-/// `shoal lab demo`: the main demo of the current milestone, run by `make demo`: a lab whose
-/// nodes run the overlay daemon, endpoints pinging each other across it, the counters, teardown.
-struct Demo: ParsableCommand {
+/// `shoal lab demo`: the main demo of the current milestone, run by `make demo`: the swarm
+/// tutorial on a lab of three nodes (SwarmDemo). With `--overlay`, wave 1's demo: endpoints
+/// pinging across the overlay.
+struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Bring up a lab running the overlay, show traffic crossing it, tear it down.")
+        abstract: "The swarm tutorial in a lab: network, service, exec nslookup, scale, drain, a node killed, teardown.")
 
-    @Option(help: "Number of nodes (2-20).")
-    var nodes: Int = 2
+    @Option(help: "Number of nodes (3-20): one manager, the others workers.")
+    var nodes: Int = 3
+
+    @Flag(help: "Wave 1's demo instead: overlay daemons and endpoints pinging across them.")
+    var overlay = false
 
     func validate() throws {
-        guard (2...20).contains(nodes) else { throw ValidationError("--nodes must be between 2 and 20, not \(nodes)") }
+        guard (3...20).contains(nodes) || overlay else { throw ValidationError("--nodes must be between 3 and 20, not \(nodes)") }
     }
 
-    func run() throws {
+    func run() async throws {
         try requireRoot()
+        if overlay { return try runOverlay() }
+        try await reportingFailures { try await SwarmDemo.run(nodes: nodes) }
+    }
+
+    func runOverlay() throws {
         let lab = try Lab.up(nodes: nodes)
         var failed = false
         do {

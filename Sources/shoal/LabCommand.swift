@@ -11,11 +11,21 @@ struct LabCommand: ParsableCommand {
         abstract: "Run a multi-node cluster on this host, each node in its own network namespace.",
         subcommands: [Up.self, Down.self, List.self, Demo.self])
 
-    struct Up: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Bring up a lab of N nodes and leave it running.")
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring up a lab of N nodes as a swarm (a daemon in every node) and leave it running.")
 
         @Option(help: "Number of nodes (1-200).")
         var nodes: Int = 3
+
+        @Option(help: "How many of the nodes are managers (n1…nM); the rest are workers.")
+        var managers: Int = 1
+
+        @Option(help: "The swarm's heartbeat period.")
+        var dispatcherHeartbeat: String = "1s"
+
+        @Flag(help: "Only the namespaces and links: no daemons, no swarm.")
+        var bare = false
 
         @Option(help: "Name of the lab (1-16 of a-z, 0-9, '-'); random when omitted.")
         var name: String?
@@ -25,12 +35,23 @@ struct LabCommand: ParsableCommand {
 
         func validate() throws {
             guard (1...200).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 200, not \(nodes)") }
+            guard (1...nodes).contains(managers) else { throw ValidationError("--managers must be between 1 and --nodes, not \(managers)") }
         }
 
-        func run() throws {
+        func run() async throws {
             try requireRoot()
             let lab = try Lab.up(nodes: nodes, name: name, persistent: true)
             print(LabReport.describe(lab))
+            if !bare && !overlay {
+                do {
+                    try await reportingFailures { try await LabSwarm.form(lab, managers: managers, heartbeat: dispatcherHeartbeat) }
+                } catch {
+                    try? lab.down()
+                    throw error
+                }
+                print("swarm formed: \(managers) manager(s), \(nodes - managers) worker(s), every node Ready")
+                print("export SHOAL_HOST=unix://\(LabSwarm.socket(lab, lab.nodes[0]))")
+            }
             if overlay {
                 do {
                     for member in try LabOverlay.start(in: lab) {
