@@ -21,6 +21,11 @@ func shoal(_ arguments: [String], timeout: Double = 60) throws -> NamespacedProc
     try NamespacedProcess.run([shoalExecutable] + arguments, timeoutSeconds: timeout)
 }
 
+/// `shoal -H unix://SOCKET arguments…`: the CLI talking to one lab node's daemon.
+func shoalAt(_ socket: String, _ arguments: [String], timeout: Double = 30) throws -> NamespacedProcess.Result {
+    try shoal(["-H", "unix://\(socket)"] + arguments, timeout: timeout)
+}
+
 /// Drives the real binary as an operator would: a lab running overlay daemons, their
 /// counters, a capture, a configuration change, teardown.
 @Suite(.enabled(if: isRoot, "needs root: creates network namespaces"), .serialized)

@@ -56,6 +56,19 @@ import Wire
         #expect(Fixture.decode(srv).answerCount == 1)
     }
 
+    @Test func aNodesResolverOwnsSingleLabelAndTasksNames() throws {
+        let owning = DNSResolver(store: resolver.store, ownsSwarmNames: true)
+        func ask(_ name: String) -> DNSOutcome { Fixture.query(name).withUnsafeBytes { owning.resolve($0, sandbox: "t1", overTCP: false) } }
+        for name in ["gone", "tasks.gone", "Gone."] {
+            guard case .respond(let bytes) = ask(name) else { Issue.record("\(name) forwarded"); continue }
+            #expect(Fixture.decode(bytes).code == 3, "\(name): NXDOMAIN")
+        }
+        #expect(owning.statistics[.nameErrors] == 3)
+        guard case .forward = ask("example.org") else { Issue.record("example.org not forwarded"); return }
+        guard case .respond(let known) = ask("my-web") else { Issue.record("my-web not answered"); return }
+        #expect(Fixture.decode(known).addresses == [IPv4Address(10, 0, 1, 2)])
+    }
+
     @Test func unknownAndInvisibleNamesAreForwarded() {
         guard case .forward(let query) = ask(Fixture.query("example.org")) else { Issue.record("not forwarded"); return }
         #expect(query.name.text == "example.org")
