@@ -34,7 +34,7 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-"$shoal" lab up --nodes 2 --name "$lab" >/dev/null 2>&1
+"$shoal" lab up --bare --nodes 2 --name "$lab" >/dev/null 2>&1
 n1=shoal-$lab-n1 n2=shoal-$lab-n2
 u1=192.0.2.11 u2=192.0.2.12
 run_in() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
