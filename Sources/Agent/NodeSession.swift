@@ -66,7 +66,10 @@ public final class NodeSession: Sendable {
                     continue
                 }
                 logger.debug("session ended", metadata: ["manager": "\(address)", "error": "\(failure.message)"])
-                next += 1
+                // The manager after the one that failed, in the list as it is now: the session
+                // may have replaced the list, and an index into the old one can name the same
+                // dead manager again.
+                next = managers.firstIndex(of: address).map { $0 + 1 } ?? next + 1
                 let jitter = Double.random(in: 0.8...1.2)
                 try? await Task.sleep(for: backoff * jitter)
                 backoff = min(backoff * 2, .seconds(2))
@@ -74,9 +77,14 @@ public final class NodeSession: Sendable {
         }
     }
 
+    /// How long a manager has to send a session's first message. The stream itself has no
+    /// deadline (it lasts as long as the session), so without this an agent whose manager's
+    /// host vanished (no reset, SYNs unanswered) would wait on it for minutes.
+    static let openDeadline: Duration = .seconds(5)
+
     /// One session: the stream and the heartbeats beside it; returns or throws when either ends.
     private func session(at address: String) async throws {
-        let connection = try connect(address)
+        let connection = try connect(address)  // Shared with the node's other calls: not closed here.
         var request = Shoal_Api_SessionRequest()
         request.nodeDescription = description
         try await connection.dispatcher.session(request) { [self] response in
@@ -86,6 +94,14 @@ public final class NodeSession: Sendable {
             // One stream per waiter: an AsyncStream hands each element to one consumer only.
             let (forHeartbeats, openHeartbeats) = AsyncStream<String>.makeStream()
             let (forWorker, openWorker) = AsyncStream<String>.makeStream()
+            // No first message in time: the waiters see their streams end empty, and the
+            // heartbeat task ends the session.
+            let deadline = Task {
+                try? await Task.sleep(for: Self.openDeadline)
+                openHeartbeats.finish()
+                openWorker.finish()
+            }
+            defer { deadline.cancel() }
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     var keys: [Shoal_Api_EncryptionKey] = []
@@ -118,7 +134,9 @@ public final class NodeSession: Sendable {
                 }
                 group.addTask {
                     var first = forHeartbeats.makeAsyncIterator()
-                    guard let sessionID = await first.next() else { return }
+                    guard let sessionID = await first.next() else {
+                        throw APIError(.unavailable, "no session from \(address) within \(Self.openDeadline)")
+                    }
                     try await self.heartbeat(sessionID, on: connection)
                 }
                 if let worker {
@@ -145,9 +163,13 @@ public final class NodeSession: Sendable {
     private func heartbeat(_ sessionID: String, on connection: APIConnection) async throws {
         var request = Shoal_Api_HeartbeatRequest()
         request.sessionID = sessionID
+        var timeout = Duration.seconds(5)
         while !Task.isCancelled {
-            let response = try await connection.dispatcher.heartbeat(request, options: callOptions(timeout: .seconds(5)))
+            let response = try await connection.dispatcher.heartbeat(request, options: callOptions(timeout: timeout))
             let period = max(response.period.timeInterval, 0.05)
+            // A heartbeat that takes two periods is a lost manager: the agent must find the
+            // next one before the leader's grace (three periods) runs out, not after.
+            timeout = min(.seconds(5), max(.seconds(1), .seconds(period * 2)))
             try await Task.sleep(for: .seconds(period))
         }
     }
