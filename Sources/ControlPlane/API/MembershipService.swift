@@ -77,13 +77,22 @@ struct MembershipService: Shoal_Api_RaftMembership.SimpleServiceProtocol {
         do { return try await manager.store.member.directory().get() } catch { throw APIError(.unavailable, "the manager is stopping") }
     }
 
+    /// Proposes `change`, waiting up to 10 s while another change is pending: Raft takes one
+    /// at a time, and the one before (a join, or the promotion of the last learner) ends on
+    /// its own once it commits — a manager joining meanwhile waits rather than fails.
     private func change(_ change: MembershipChange) async throws(APIError) {
-        do {
-            _ = try await manager.store.member.proposeMembershipChange(change).get()
-        } catch let error as RaftMemberError {
-            throw Manager.apiError(.raft(error))
-        } catch {
-            throw APIError(.unavailable, "\(error)")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while true {
+            do {
+                _ = try await manager.store.member.proposeMembershipChange(change).get()
+                return
+            } catch RaftMemberError.refused(.membershipChangePending, _) where ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(100))
+            } catch let error as RaftMemberError {
+                throw Manager.apiError(.raft(error))
+            } catch {
+                throw APIError(.unavailable, "\(error)")
+            }
         }
     }
 }
