@@ -39,6 +39,11 @@ public final class DNSServer: Sendable {
         let udpChannel: Channel
         do {
             udpChannel = try DatagramBootstrap(group: group)
+                // Many datagrams per system call (recvmmsg), each with room for the largest
+                // query Shoal reads; answers written during one read burst go out together
+                // (sendmmsg) when the burst ends.
+                .channelOption(.datagramVectorReadMessageCount, value: Self.datagramsPerRead)
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: Self.datagramsPerRead * Self.largestQuery))
                 .channelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self, sandbox: sandbox))
@@ -117,21 +122,31 @@ public final class DNSServer: Sendable {
         return descriptor
     }
 
-    /// Answers one message; `reply` is called at most once (not at all for a drop).
-    fileprivate func handle(_ bytes: [UInt8], sandbox: String, overTCP: Bool, reply: @escaping @Sendable ([UInt8]) -> Void) {
-        let outcome = bytes.withUnsafeBytes { resolver.resolve($0, sandbox: sandbox, overTCP: overTCP) }
-        switch outcome {
+    /// Datagrams read per system call on a UDP listener.
+    static let datagramsPerRead = 32
+    /// Room for one query in a vector read: a query is one question and an OPT record, far
+    /// below this; a longer datagram is cut and answered FORMERR.
+    static let largestQuery = 2048
+
+    /// Answers one message: at once through `now`, or later (a forwarded query) through
+    /// `later`; at most one of them is called, and neither for a drop.
+    fileprivate func handle(
+        _ bytes: UnsafeRawBufferPointer, sandbox: String, overTCP: Bool, now: ([UInt8]) -> Void,
+        later: @escaping @Sendable ([UInt8]) -> Void
+    ) {
+        switch resolver.resolve(bytes, sandbox: sandbox, overTCP: overTCP) {
         case .respond(let response):
-            reply(response)
+            now(response)
         case .drop:
             break
         case .forward(let query):
             guard let forwarder else {
-                reply(resolver.serverFailure(for: query, overTCP: overTCP))
+                now(resolver.serverFailure(for: query, overTCP: overTCP))
                 return
             }
             let resolver = self.resolver
-            forwarder.forward(bytes).whenComplete { result in
+            let reply = later
+            forwarder.forward(Array(bytes)).whenComplete { result in
                 switch result {
                 case .success(let answer): reply(answer)
                 case .failure: reply(resolver.serverFailure(for: query, overTCP: overTCP))
@@ -154,10 +169,20 @@ public final class DNSServer: Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let envelope = unwrapInboundIn(data)
             let channel = context.channel
-            server.handle(Array(envelope.data.readableBytesView), sandbox: sandbox, overTCP: false) { response in
-                let answer = AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: ByteBuffer(bytes: response))
-                channel.writeAndFlush(answer, promise: nil)
+            let client = envelope.remoteAddress
+            envelope.data.withUnsafeReadableBytes { bytes in
+                server.handle(bytes, sandbox: sandbox, overTCP: false) { response in
+                    // Flushed with the rest of the read burst, in channelReadComplete.
+                    let answer = AddressedEnvelope(remoteAddress: client, data: context.channel.allocator.buffer(bytes: response))
+                    context.write(wrapOutboundOut(answer), promise: nil)
+                } later: { response in
+                    channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: ByteBuffer(bytes: response)), promise: nil)
+                }
             }
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            context.flush()
         }
     }
 
@@ -174,8 +199,12 @@ public final class DNSServer: Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let channel = context.channel
-            server.handle(Array(unwrapInboundIn(data).readableBytesView), sandbox: sandbox, overTCP: true) { response in
-                channel.writeAndFlush(ByteBuffer(bytes: response), promise: nil)
+            unwrapInboundIn(data).withUnsafeReadableBytes { bytes in
+                server.handle(bytes, sandbox: sandbox, overTCP: true) { response in
+                    context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: response)), promise: nil)
+                } later: { response in
+                    channel.writeAndFlush(ByteBuffer(bytes: response), promise: nil)
+                }
             }
         }
 

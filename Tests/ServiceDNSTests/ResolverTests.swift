@@ -40,6 +40,15 @@ import Wire
         #expect(firsts.count == 3, "each of three answers starts with another task")
     }
 
+    @Test func eachCounterHasItsOwnCell() {
+        #expect(DNSStatistics.Counter.allCases.enumerated().allSatisfy { $0.offset == $0.element.position })
+        let statistics = DNSStatistics()
+        for (index, counter) in DNSStatistics.Counter.allCases.enumerated() {
+            for _ in 0...index { statistics.add(counter) }
+        }
+        #expect(DNSStatistics.Counter.allCases.enumerated().allSatisfy { statistics[$0.element] == UInt64($0.offset + 1) })
+    }
+
     @Test func existingNameWithoutTheTypeIsNoData() throws {
         for type: UInt16 in [28, 15, 16, 33] {  // AAAA, MX, TXT, SRV on a plain name
             let response = try #require(answer(Fixture.query("my-web", type: type)))
