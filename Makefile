@@ -49,7 +49,7 @@ fuzz-build: deps
 	touch Fuzz/Package.swift
 	$(SWIFT) build --package-path Fuzz --scratch-path $(FUZZ_BUILD) -c release -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
 
-FUZZERS := WireFuzz OverlayFuzz DNSFuzz RaftFuzz GossipFuzz APIFuzz
+FUZZERS := WireFuzz OverlayFuzz IngressLBFuzz DNSFuzz RaftFuzz GossipFuzz APIFuzz
 
 # Fuzz every parser of network bytes for FUZZ_SECONDS each; a crash leaves its input in
 # fuzz-artifacts/ and fails the target. Rerun one input: $(FUZZ_BUILD)/release/WireFuzz FILE

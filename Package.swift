@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Lab", targets: ["Lab"]),
         .library(name: "Overlay", targets: ["Overlay"]),
         .library(name: "ServiceDNS", targets: ["ServiceDNS"]),
+        .library(name: "IngressLB", targets: ["IngressLB"]),
         .library(name: "Raft", targets: ["Raft"]),
         .library(name: "RaftHost", targets: ["RaftHost"]),
         .library(name: "ClusterAPI", targets: ["ClusterAPI"]),

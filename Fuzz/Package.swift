@@ -36,6 +36,13 @@ let package = Package(
             ],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         .executableTarget(
+            name: "IngressLBFuzz",
+            dependencies: [
+                "FuzzDriver", .product(name: "IngressLB", package: "Shoal"), .product(name: "Overlay", package: "Shoal"),
+                .product(name: "Wire", package: "Shoal"),
+            ],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(
             name: "DNSFuzz",
             dependencies: ["FuzzDriver", .product(name: "ServiceDNS", package: "Shoal"), .product(name: "Wire", package: "Shoal")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]),

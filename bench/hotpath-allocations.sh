@@ -42,7 +42,7 @@ PY
 
 status=0
 printf '%-8s %-26s %12s %12s %14s\n' mode function "N=$small" "N=$large" "per frame"
-for mode in switch engine control; do
+for mode in switch vip engine control; do
     for n in "$small" "$large"; do
         valgrind --tool=callgrind --callgrind-out-file="$work/$mode-$n.out" "$binary" "$mode" "$n" >"$work/$mode-$n.log" 2>&1 \
             || { cat "$work/$mode-$n.log"; exit 1; }

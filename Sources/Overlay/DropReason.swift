@@ -35,6 +35,15 @@ public enum DropReason: Int, CaseIterable, Codable, Sendable, CustomStringConver
     case sendFailed
     /// A datagram was larger than the receive buffer.
     case truncatedDatagram
+    /// A packet to a VIP that is neither TCP nor UDP, or a fragment: only whole TCP and UDP
+    /// packets carry the ports a flow is tracked by.
+    case virtualAddressUnsupported
+    /// A TCP segment to a VIP that is not a SYN and belongs to no tracked flow (it expired).
+    case untrackedFlow
+    /// A new flow to a VIP while the connection-tracking table was full.
+    case flowTableFull
+    /// A frame to a VIP on an engine made without a balancer.
+    case noBalancer
 
     public var description: String {
         switch self {
@@ -55,6 +64,10 @@ public enum DropReason: Int, CaseIterable, Codable, Sendable, CustomStringConver
         case .portBusy: "port_busy"
         case .sendFailed: "send_failed"
         case .truncatedDatagram: "truncated_datagram"
+        case .virtualAddressUnsupported: "vip_unsupported"
+        case .untrackedFlow: "untracked_flow"
+        case .flowTableFull: "flow_table_full"
+        case .noBalancer: "no_balancer"
         }
     }
 }

@@ -41,6 +41,9 @@ public final class OverlayEngine: @unchecked Sendable {
         /// Two by default wherever there are two cores: measured 10–20% more throughput with
         /// several streams or both directions, the same RTT (bench/README.md).
         public var threads: Int
+        /// Where frames to VIPs are balanced (``Topology/services``); without one they are
+        /// dropped and counted.
+        public var balancer: VirtualIPBalancer?
 
         /// One packet thread per direction where the host has the cores for it.
         public static let defaultThreads = min(2, ProcessInfo.processInfo.activeProcessorCount)
@@ -48,8 +51,9 @@ public final class OverlayEngine: @unchecked Sendable {
         public init(
             underlayAddress: IPv4Address, port: UInt16 = VXLANPacket.port, namespace: NetworkNamespace? = nil,
             mtu: Int = 1450, batchSize: Int = 64, receiveOffload: Bool = true, sendOffload: Bool = true,
-            threads: Int = defaultThreads
+            threads: Int = defaultThreads, balancer: VirtualIPBalancer? = nil
         ) {
+            self.balancer = balancer
             self.sendOffload = sendOffload
             self.threads = threads
             self.underlayAddress = underlayAddress
@@ -188,7 +192,7 @@ public final class OverlayEngine: @unchecked Sendable {
     private func install(topology: Topology, ports: [EndpointPort], networks: [OverlayNetwork]) throws {
         let tables = ForwardingTables(
             topology: topology, ports: ports.map(\.endpoint),
-            maximumFrameLength: configuration.mtu + EthernetFrame.headerLength)
+            maximumFrameLength: configuration.mtu + EthernetFrame.headerLength, balancer: configuration.balancer)
         let installation = Installation(tables: tables, descriptors: ports.map(\.descriptor), networks: networks)
         for worker in workers {
             let reply = Reply<Void>()

@@ -42,6 +42,8 @@ final class EngineWorker: @unchecked Sendable {
     private var cumulativeUnattributed: [String: UInt64] = [:]
     private var captureSession: CaptureSession?
     private var running = true
+    /// Monotonic seconds, read once per wake-up for the balancer's idle timeouts.
+    private var now: UInt32 = 0
     /// Send segmented super-frames with UDP_SEGMENT (unless configured off) until the kernel
     /// refuses it once.
     private var udpSegmentationOffload: Bool
@@ -136,6 +138,7 @@ final class EngineWorker: @unchecked Sendable {
                 break
             }
             let path = hot
+            now = Self.monotonicSeconds()
             var pending = 0
             var woken = false
             for index in 0..<Int(ready) {
@@ -204,7 +207,7 @@ final class EngineWorker: @unchecked Sendable {
     ) {
         let unattributed = path.counters.unattributed
         var network = unattributed
-        let verdict = path.switch.fromWire(vtep: vtep, datagram: bytes, networkIndex: &network)
+        let verdict = path.switch.fromWire(vtep: vtep, datagram: bytes, networkIndex: &network, now: now)
         if network != unattributed {
             path.counters.add(.datagramsReceived, network: network)
             path.counters.add(.bytesReceived, network: network, bytes.count)
@@ -288,7 +291,8 @@ final class EngineWorker: @unchecked Sendable {
             path.counters.add(.bytesFromEndpoints, network: network, frame.count)
             if path.captureNetwork == network { captureFrame(frame) }
             let superFrame = header.gsoType.base != .none
-            switch path.switch.fromPort(port, frame: frame, superFrame: superFrame) {
+            let partialChecksum = header.flags.contains(.needsChecksum)
+            switch path.switch.fromPort(port, frame: frame, superFrame: superFrame, partialChecksum: partialChecksum, now: now) {
             case .deliver(let target):
                 // Header and all: the receiving kernel finishes checksums and segments itself.
                 if write(path.ports[target], read.baseAddress, count) == count {
@@ -445,6 +449,13 @@ final class EngineWorker: @unchecked Sendable {
         sum.add(UnsafeRawBufferPointer(frame.slice(start, frame.count)))
         let value = sum.value
         frame.storeBigEndian16(value == 0 ? 0xFFFF : value, at: field)
+    }
+
+    /// Seconds of the coarse monotonic clock (a vDSO read, no system call).
+    private static func monotonicSeconds() -> UInt32 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &time)
+        return UInt32(truncatingIfNeeded: time.tv_sec)
     }
 
     /// Sends the datagrams queued for the underlay in one `sendmmsg` per batch.

@@ -21,6 +21,14 @@ struct PortEntry {
     var mac: MACAddress
 }
 
+/// One VIP as the switch sees it: its address and where its backends are in
+/// ``Switch/backendAddresses``.
+struct ServiceEntry {
+    var address: IPv4Address
+    var firstBackend: Int
+    var backendCount: Int
+}
+
 /// One network as the switch sees it.
 struct NetworkEntry {
     var vni: VNI
@@ -45,15 +53,29 @@ public struct Switch {
     let ports: UnsafeBufferPointer<PortEntry>
     /// The largest Ethernet frame accepted (overlay MTU + 14).
     let maximumFrameLength: Int
+    /// The VIPs (``Destination/virtual(_:)`` values index it) and their backends, sorted per VIP.
+    let services: UnsafeBufferPointer<ServiceEntry>
+    let backendAddresses: UnsafeBufferPointer<IPv4Address>
+    /// (VNI << 32 | IPv4) → 1 for every backend of a VIP: only frames from these can be replies
+    /// of a balanced flow.
+    let backends: FlatMap
+    /// Where frames to VIPs are balanced (the base class, dropping, when the engine has none); kept alive by
+    /// the ``ForwardingTables``. Unmanaged, so that neither copying the switch into a local per
+    /// batch nor calling the balancer per frame costs reference counting (a call through an
+    /// `unowned(unsafe)` reference still retains for its duration; a guaranteed reference
+    /// does not).
+    let balancer: Unmanaged<VirtualIPBalancer>
 
     /// How a destination is packed in a ``FlatMap`` value.
     enum Destination {
         static let localFlag: UInt64 = 1 << 63
         static let gatewayFlag: UInt64 = 1 << 62
+        static let virtualFlag: UInt64 = 1 << 61
 
         static func local(_ port: Int) -> UInt64 { localFlag | UInt64(port) }
         static func remote(_ vtep: IPv4Address) -> UInt64 { UInt64(vtep.rawValue) }
         static let gateway = gatewayFlag
+        static func virtual(_ service: Int) -> UInt64 { virtualFlag | UInt64(service) }
     }
 
     @inline(__always)
@@ -75,8 +97,13 @@ public struct Switch {
 
     /// Decides for a frame read from local port `port`. A `superFrame` (a TCP or UDP
     /// segmentation offload frame from the TAP, to be segmented before it leaves) may exceed the
-    /// MTU.
-    public func fromPort(_ port: Int, frame bytes: UnsafeMutableRawBufferPointer, superFrame: Bool = false) -> Verdict {
+    /// MTU. `partialChecksum`: the frame's transport checksum is a `NEEDS_CSUM` partial sum
+    /// (matters only to frames the balancer rewrites). `now`: monotonic seconds, for the
+    /// balancer's idle timeouts.
+    public func fromPort(
+        _ port: Int, frame bytes: UnsafeMutableRawBufferPointer, superFrame: Bool = false, partialChecksum: Bool = false,
+        now: UInt32 = 0
+    ) -> Verdict {
         let source = ports[port]
         let network = networks[source.networkIndex]
         guard let frame = try? EthernetFrame(validating: bytes) else { return .drop(.malformedFrame) }
@@ -97,11 +124,37 @@ public struct Switch {
             guard packet.source == source.address else { return .drop(.spoofedSource) }
             if frame.destination.isMulticast { return .drop(.broadcast) }
             guard let target = Self.address(fromDerived: frame.destination),
-                let destination = endpoints.value(for: Self.endpointKey(network.vni, target))
+                var destination = endpoints.value(for: Self.endpointKey(network.vni, target))
             else { return .drop(.unknownDestination) }
+            var balanced = false
+            if destination & Destination.virtualFlag != 0 {
+                let entry = services[Int(truncatingIfNeeded: destination & 0xFFFF_FFFF)]
+                let service = BalancedService(
+                    address: entry.address,
+                    backends: UnsafeBufferPointer(rebasing: backendAddresses[entry.firstBackend..<entry.firstBackend + entry.backendCount]))
+                guard packet.destination == entry.address else { return .drop(.unknownDestination) }
+                let decision = balancer._withUnsafeGuaranteedRef {
+                    $0.balance(packet, network: network.vni, client: source.address, service: service, partialChecksum: partialChecksum, now: now)
+                }
+                switch decision {
+                case .backend(let backend):
+                    frame.destination = .derived(from: backend)
+                    guard let found = endpoints.value(for: Self.endpointKey(network.vni, backend)) else {
+                        return .drop(.unknownDestination)
+                    }
+                    destination = found
+                    balanced = true
+                case .drop(let reason):
+                    return .drop(reason)
+                }
+            }
             if destination & Destination.localFlag != 0 {
                 let targetPort = Int(truncatingIfNeeded: destination & 0xFFFF_FFFF)
-                return targetPort == port ? .drop(.unknownDestination) : .deliver(port: targetPort)
+                // A task balanced to itself (its VIP's only backend) gets its frame back.
+                if targetPort == port, !balanced { return .drop(.unknownDestination) }
+                // Replies of balanced flows are rewritten where the client is: on this node.
+                if !balanced { reverseIfReply(packet, from: source.address, in: frame, network: network.vni, partialChecksum: partialChecksum, now: now) }
+                return .deliver(port: targetPort)
             }
             if destination & Destination.gatewayFlag != 0 { return .drop(.gatewayTraffic) }
             return .encapsulate(vtep: IPv4Address(rawValue: UInt32(truncatingIfNeeded: destination)), vni: network.vni)
@@ -115,7 +168,9 @@ public struct Switch {
     /// Decides for a VXLAN datagram (UDP payload) from the VTEP at `vtep`. On `.deliver`, the
     /// inner frame starts ``VXLANPacket/headerLength`` bytes into `datagram`. `networkIndex` is
     /// set as soon as the VNI is known (and left alone otherwise) so drops count per network.
-    public func fromWire(vtep: IPv4Address, datagram: UnsafeMutableRawBufferPointer, networkIndex: inout Int) -> Verdict {
+    public func fromWire(
+        vtep: IPv4Address, datagram: UnsafeMutableRawBufferPointer, networkIndex: inout Int, now: UInt32 = 0
+    ) -> Verdict {
         let vxlan: VXLANPacket
         do { vxlan = try VXLANPacket(validating: datagram) } catch {
             if case .invalid = error { return .drop(.badVXLANFlags) }
@@ -143,9 +198,31 @@ public struct Switch {
                 let destination = endpoints.value(for: Self.endpointKey(vxlan.vni, target)),
                 destination & Destination.localFlag != 0
             else { return .drop(.unknownDestination) }
+            if backends.count > 0, let sender = Self.address(fromDerived: frame.source),
+                backends.value(for: Self.endpointKey(vxlan.vni, sender)) != nil,
+                let packet = try? IPv4Packet(validating: frame.payload), packet.source == sender
+            {
+                reverseIfReply(packet, from: sender, in: frame, network: vxlan.vni, partialChecksum: false, now: now)
+            }
             return .deliver(port: Int(truncatingIfNeeded: destination & 0xFFFF_FFFF))
         default:
             return .drop(.unsupportedEtherType)
+        }
+    }
+
+    /// A frame from `sender` on its way to a local port: when `sender` is a backend of a VIP and
+    /// the frame answers a flow balanced on this node, its source becomes the VIP (address and
+    /// derived MAC), as the client expects.
+    @inline(__always)
+    func reverseIfReply(
+        _ packet: IPv4Packet, from sender: IPv4Address, in frame: EthernetFrame, network: VNI, partialChecksum: Bool, now: UInt32
+    ) {
+        guard backends.count > 0, backends.value(for: Self.endpointKey(network, sender)) != nil else { return }
+        let virtualAddress = balancer._withUnsafeGuaranteedRef {
+            $0.reverse(packet, network: network, partialChecksum: partialChecksum, now: now)
+        }
+        if let virtualAddress {
+            frame.source = .derived(from: virtualAddress)
         }
     }
 
@@ -171,10 +248,16 @@ public final class ForwardingTables: @unchecked Sendable {
     public let view: Switch
     private let networkStorage: UnsafeMutableBufferPointer<NetworkEntry>
     private let portStorage: UnsafeMutableBufferPointer<PortEntry>
+    private let serviceStorage: UnsafeMutableBufferPointer<ServiceEntry>
+    private let backendStorage: UnsafeMutableBufferPointer<IPv4Address>
+    /// The switch's `balancer`, held here.
+    private let balancer: VirtualIPBalancer
 
     /// `ports[i]` is the local endpoint served by port index `i`; `topology` must be valid
-    /// (``Topology/validate()``) and list those endpoints.
-    public init(topology: Topology, ports: [LocalEndpoint], maximumFrameLength: Int) {
+    /// (``Topology/validate()``) and list those endpoints. Frames to the topology's VIPs go to
+    /// `balancer` (dropped and counted without one).
+    public init(topology: Topology, ports: [LocalEndpoint], maximumFrameLength: Int, balancer: VirtualIPBalancer? = nil) {
+        self.balancer = balancer ?? VirtualIPBalancer.none
         let networkIndex = Dictionary(uniqueKeysWithValues: topology.networks.enumerated().map { ($1.name, $0) })
         networkStorage = .allocate(capacity: topology.networks.count)
         _ = networkStorage.initialize(from: topology.networks.map {
@@ -197,18 +280,39 @@ public final class ForwardingTables: @unchecked Sendable {
             endpoints.append((Switch.endpointKey(vniOf[endpoint.network]!, endpoint.address), Switch.Destination.remote(endpoint.vtep)))
             vteps.insert(UInt64(networkIndex[endpoint.network]!) << 32 | UInt64(endpoint.vtep.rawValue))
         }
+        // A VIP without backends is left out: ARP for it goes unanswered, as for any unused address.
+        let services = topology.services.filter { !$0.backends.isEmpty }
+        var entries: [ServiceEntry] = [], addresses: [IPv4Address] = [], backendKeys = Set<UInt64>()
+        for (index, service) in services.enumerated() {
+            let vni = vniOf[service.network]!
+            endpoints.append((Switch.endpointKey(vni, service.address), Switch.Destination.virtual(index)))
+            let sorted = Array(Set(service.backends)).sorted { $0.rawValue < $1.rawValue }
+            entries.append(ServiceEntry(address: service.address, firstBackend: addresses.count, backendCount: sorted.count))
+            addresses += sorted
+            for backend in sorted { backendKeys.insert(Switch.endpointKey(vni, backend)) }
+        }
+        serviceStorage = .allocate(capacity: max(1, entries.count))
+        _ = serviceStorage.initialize(from: entries)
+        backendStorage = .allocate(capacity: max(1, addresses.count))
+        _ = backendStorage.initialize(from: addresses)
         view = Switch(
             endpoints: FlatMap(endpoints),
             networksByVNI: FlatMap(topology.networks.enumerated().map { (UInt64($1.vni.rawValue), UInt64($0)) }),
             vteps: FlatMap(vteps.map { ($0, 1) }),
             networks: UnsafeBufferPointer(networkStorage), ports: UnsafeBufferPointer(portStorage),
-            maximumFrameLength: maximumFrameLength)
+            maximumFrameLength: maximumFrameLength,
+            services: UnsafeBufferPointer(rebasing: serviceStorage[0..<entries.count]),
+            backendAddresses: UnsafeBufferPointer(rebasing: backendStorage[0..<addresses.count]),
+            backends: FlatMap(backendKeys.map { ($0, 1) }), balancer: Unmanaged.passUnretained(self.balancer))
     }
 
     deinit {
         view.endpoints.deallocate()
         view.networksByVNI.deallocate()
         view.vteps.deallocate()
+        view.backends.deallocate()
+        serviceStorage.deallocate()
+        backendStorage.deallocate()
         networkStorage.deallocate()
         portStorage.deallocate()
     }

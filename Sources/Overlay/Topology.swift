@@ -71,23 +71,45 @@ public struct RemoteEndpoint: Codable, Hashable, Sendable {
     }
 }
 
+/// A service's virtual IP on one network and the task addresses behind it (DESIGN.md §2): a
+/// frame to the VIP is balanced over the backends by the engine's ``VirtualIPBalancer``.
+public struct VirtualService: Codable, Hashable, Sendable {
+    public var network: String
+    public var address: IPv4Address
+    /// Endpoints of the network (local or remote) that take the VIP's new flows.
+    public var backends: [IPv4Address]
+
+    public init(network: String, address: IPv4Address, backends: [IPv4Address]) {
+        self.network = network
+        self.address = address
+        self.backends = backends
+    }
+}
+
 /// The complete desired topology of one node (DESIGN.md §7): the engine applies the difference
 /// to what it has. Applying the same topology twice changes nothing.
 public struct Topology: Codable, Hashable, Sendable {
     public var networks: [OverlayNetwork]
     public var localEndpoints: [LocalEndpoint]
     public var remoteEndpoints: [RemoteEndpoint]
+    /// The VIPs to balance, with their backends.
+    public var services: [VirtualService]
 
-    public init(networks: [OverlayNetwork] = [], localEndpoints: [LocalEndpoint] = [], remoteEndpoints: [RemoteEndpoint] = []) {
+    public init(
+        networks: [OverlayNetwork] = [], localEndpoints: [LocalEndpoint] = [], remoteEndpoints: [RemoteEndpoint] = [],
+        services: [VirtualService] = []
+    ) {
         self.networks = networks
         self.localEndpoints = localEndpoints
         self.remoteEndpoints = remoteEndpoints
+        self.services = services
     }
 
     enum CodingKeys: String, CodingKey {
         case networks
         case localEndpoints = "local"
         case remoteEndpoints = "remote"
+        case services
     }
 
     public init(from decoder: Decoder) throws {
@@ -95,6 +117,7 @@ public struct Topology: Codable, Hashable, Sendable {
         networks = try container.decodeIfPresent([OverlayNetwork].self, forKey: .networks) ?? []
         localEndpoints = try container.decodeIfPresent([LocalEndpoint].self, forKey: .localEndpoints) ?? []
         remoteEndpoints = try container.decodeIfPresent([RemoteEndpoint].self, forKey: .remoteEndpoints) ?? []
+        services = try container.decodeIfPresent([VirtualService].self, forKey: .services) ?? []
     }
 
     /// Checks everything the engine relies on; the first problem found is thrown.
@@ -126,6 +149,21 @@ public struct Topology: Codable, Hashable, Sendable {
             }
             guard taken.insert("\(networkName)/\(address)").inserted else {
                 throw .invalid("address \(address) is used twice on network \(networkName)")
+            }
+        }
+        let endpointNames = taken
+        for service in services {
+            guard let network = networks.first(where: { $0.name == service.network }) else {
+                throw .invalid("VIP \(service.address) is on unknown network \(service.network)")
+            }
+            guard isHost(service.address, in: network.subnet), service.address != network.gateway else {
+                throw .invalid("VIP \(service.address) is not a host address of \(network.name) (\(network.subnet))")
+            }
+            guard taken.insert("\(service.network)/\(service.address)").inserted else {
+                throw .invalid("VIP \(service.address) is used twice on network \(service.network)")
+            }
+            for backend in service.backends where !endpointNames.contains("\(service.network)/\(backend)") {
+                throw .invalid("backend \(backend) of VIP \(service.address) is no endpoint of network \(service.network)")
             }
         }
         for endpoint in localEndpoints {

@@ -15,6 +15,7 @@ let package = Package(
                 .product(name: "Overlay", package: "Shoal"), .product(name: "Lab", package: "Shoal"),
                 .product(name: "HostNet", package: "Shoal"), .product(name: "Wire", package: "Shoal"),
                 .product(name: "ServiceDNS", package: "Shoal"),
+                .product(name: "IngressLB", package: "Shoal"),
             ]),
     ]
 )

@@ -1,10 +1,13 @@
-// Usage: OverlayHotPath switch N | engine N | control N | dns-replace N
+// Usage: OverlayHotPath switch N | vip N | engine N | control N | dns-replace N
 //
 //   switch N  runs N rounds of three switch decisions (encapsulate from a port, deliver from
 //             the wire, answer an ARP request) on copies of template frames;
 //   engine N  brings up a 2-node lab with an OverlayEngine per node and sends N UDP datagrams
 //             from an endpoint on n1 to one on n2 (TAP → switch → VXLAN → switch → TAP),
 //             reading each one back;
+//   vip N     runs N rounds of three balanced decisions (a new flow's SYN to a VIP, the
+//             backend's answer from the wire rewritten back, a data segment of the flow) with
+//             a ConnectionTracker behind the switch;
 //   control N the switch loop plus one deliberate heap allocation per round, so that the
 //             counting script can show it would notice one;
 //   dns-replace N  replaces a ServiceDNS record snapshot (100 services, 1,000 tasks) N times
@@ -15,6 +18,7 @@
 import Foundation
 import Glibc
 import HostNet
+import IngressLB
 import Lab
 import Overlay
 import ServiceDNS
@@ -164,9 +168,62 @@ func dnsReplaceRate(_ count: Int) throws -> String {
     return "dns-replace: \(count) snapshots of 100 services / 1,000 tasks, 2 services changed each, in \(seconds) s = \(rate) per second"
 }
 
+/// A TCP frame from `source`:`sourcePort` to `destination`:80 (or the reverse with `reply`).
+func tcpFrame(from source: IPv4Address, _ sourcePort: UInt16, to destination: IPv4Address, _ destinationPort: UInt16, flags: UInt8) -> [UInt8] {
+    frame(14 + 40 + 64) { buffer in
+        let ethernet = try EthernetFrame.build(in: buffer, destination: .derived(from: destination), source: .derived(from: source), etherType: .ipv4)
+        let ip = try IPv4Packet.build(in: ethernet.payload, totalLength: 40 + 64, protocol: .tcp, source: source, destination: destination)
+        let transport = ip.payload
+        transport.storeBigEndian16(sourcePort, at: 0)
+        transport.storeBigEndian16(destinationPort, at: 2)
+        transport[12] = 5 << 4
+        transport[13] = flags
+        try TCPSegment(validating: transport).updateChecksum(source: source, destination: destination)
+    }
+}
+
+/// N rounds of three balanced decisions: a new flow's SYN to the VIP (picks a backend,
+/// rewrites, encapsulates), the backend's answer from the wire (rewritten back to the VIP), and
+/// a data segment of the round's flow (found in the table).
+func runBalancedSwitch(_ rounds: Int) -> Int {
+    let vtep = IPv4Address(192, 0, 2, 12), vip = IPv4Address(10, 20, 0, 9)
+    let topology = Topology(
+        networks: [blue], localEndpoints: [LocalEndpoint(network: "blue", address: near, namespace: "x")],
+        remoteEndpoints: [RemoteEndpoint(network: "blue", address: far, vtep: vtep)],
+        services: [VirtualService(network: "blue", address: vip, backends: [far])])
+    let tracker = ConnectionTracker()
+    let tables = ForwardingTables(topology: topology, ports: topology.localEndpoints, maximumFrameLength: 1464, balancer: tracker)
+    let syn = tcpFrame(from: near, 0, to: vip, 80, flags: 0x02)
+    let data = tcpFrame(from: near, 0, to: vip, 80, flags: 0x18)
+    let answer = [0x08, 0, 0, 0, 0x00, 0x10, 0x01, 0] + tcpFrame(from: far, 80, to: near, 0, flags: 0x12)
+    let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
+    defer { scratch.deallocate() }
+    var handled = 0
+    let sw = tables.view
+    let ports = 14 + 20
+    for round in 0..<rounds {
+        let port = UInt16(truncatingIfNeeded: 1024 + round)
+        syn.withUnsafeBytes { scratch.copyMemory(from: $0) }
+        scratch.storeBytes(of: port.bigEndian, toByteOffset: ports, as: UInt16.self)
+        if case .encapsulate = sw.fromPort(0, frame: scratch.slice(0, syn.count), now: 1) { handled += 1 }
+        answer.withUnsafeBytes { scratch.copyMemory(from: $0) }
+        scratch.storeBytes(of: port.bigEndian, toByteOffset: 8 + ports + 2, as: UInt16.self)
+        var network = -1
+        if case .deliver = sw.fromWire(vtep: vtep, datagram: scratch.slice(0, answer.count), networkIndex: &network, now: 1),
+            scratch.load(fromByteOffset: 8 + 14 + 12, as: UInt32.self) == vip.rawValue.bigEndian
+        { handled += 1 }
+        data.withUnsafeBytes { scratch.copyMemory(from: $0) }
+        scratch.storeBytes(of: port.bigEndian, toByteOffset: ports, as: UInt16.self)
+        if case .encapsulate = sw.fromPort(0, frame: scratch.slice(0, data.count), now: 1) { handled += 1 }
+    }
+    return handled
+}
+
 switch arguments[1] {
 case "switch":
     print("switch: \(runSwitch(count)) of \(3 * count) decisions as expected")
+case "vip":
+    print("vip: \(runBalancedSwitch(count)) of \(3 * count) decisions as expected")
 case "control":
     print("control: \(runSwitch(count, allocating: true)) of \(3 * count) decisions as expected, one allocation per round")
 case "dns-replace":

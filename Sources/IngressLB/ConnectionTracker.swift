@@ -1,0 +1,204 @@
+import Overlay
+import Synchronization
+import Wire
+
+/// The VIP load balancer of one node (DESIGN.md §2): client-side, as IPVS is in swarm. A
+/// frame from a task to a VIP finds its connection in the tracking table or, for a new
+/// connection, takes the next backend of the service round robin; the destination is
+/// rewritten in place, and the backend's replies get the VIP back as their source on the same
+/// node. Flows stay while they are in use: an established TCP connection may sit idle for as
+/// long as the kernel's conntrack would keep it (5 days by default), not IPVS's 900 s.
+///
+/// Both packet threads call in (frames to VIPs from the endpoint side, replies from either
+/// side), so the table sits behind one lock: uncontended it costs a few atomic operations per
+/// balanced frame, and frames that touch no VIP never take it.
+public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
+    /// Limits and idle timeouts of the table.
+    public struct Configuration: Sendable, Equatable {
+        /// Flows tracked at most; a new flow beyond is dropped and counted, tracked ones go on.
+        public var capacity: Int
+        /// Idle time after which an established TCP flow is forgotten (kernel:
+        /// `nf_conntrack_tcp_timeout_established`, 5 days).
+        public var establishedTimeout: UInt32
+        /// Idle time of a TCP flow opening or closing (kernel: SYN_SENT, FIN_WAIT, 120 s).
+        public var transitoryTimeout: UInt32
+        /// Idle time of a flow after a RST (kernel: CLOSE, 10 s).
+        public var resetTimeout: UInt32
+        /// Idle time of a UDP flow (kernel: `nf_conntrack_udp_timeout_stream`, 120 s).
+        public var datagramTimeout: UInt32
+
+        public static let fiveDays: UInt32 = 5 * 24 * 3600
+
+        public init(
+            capacity: Int = 65536, establishedTimeout: UInt32 = fiveDays, transitoryTimeout: UInt32 = 120,
+            resetTimeout: UInt32 = 10, datagramTimeout: UInt32 = 120
+        ) {
+            self.capacity = capacity
+            self.establishedTimeout = establishedTimeout
+            self.transitoryTimeout = transitoryTimeout
+            self.resetTimeout = resetTimeout
+            self.datagramTimeout = datagramTimeout
+        }
+
+        /// How long a flow in `state` may stay idle.
+        @inline(__always)
+        func timeout(_ state: FlowState) -> UInt32 {
+            switch state {
+            case .opening, .closing: transitoryTimeout
+            case .established: establishedTimeout
+            case .reset: resetTimeout
+            case .datagram: datagramTimeout
+            }
+        }
+    }
+
+    /// Counters since the tracker was made, and the flows tracked now.
+    public struct Statistics: Sendable, Equatable {
+        /// Flows in the table (expired ones count until they are reaped).
+        public var flows = 0
+        /// Flows created.
+        public var newFlows: UInt64 = 0
+        /// Flows removed after their idle timeout.
+        public var expiredFlows: UInt64 = 0
+        /// Frames forwarded to a backend, and replies rewritten back.
+        public var balancedFrames: UInt64 = 0
+        public var reversedFrames: UInt64 = 0
+        /// New flows refused because the table was full.
+        public var tableFullDrops: UInt64 = 0
+        /// TCP segments other than a SYN for a connection the table does not know (it expired,
+        /// or began before this node tracked it).
+        public var untrackedDrops: UInt64 = 0
+    }
+
+    /// The limits this tracker was made with.
+    public let configuration: Configuration
+    private let state: Mutex<State>
+
+    /// Everything behind the lock.
+    private struct State: ~Copyable, Sendable {
+        var table: FlowTable
+        var rotation: RoundRobin
+        var statistics = Statistics()
+    }
+
+    public init(configuration: Configuration = Configuration()) {
+        self.configuration = configuration
+        state = Mutex(State(table: FlowTable(capacity: configuration.capacity), rotation: RoundRobin()))
+        super.init()
+    }
+
+    /// A snapshot of the counters.
+    public func statistics() -> Statistics {
+        state.withLock { state in
+            var statistics = state.statistics
+            statistics.flows = state.table.count
+            return statistics
+        }
+    }
+
+    override public func balance(
+        _ packet: IPv4Packet, network: VNI, client: IPv4Address, service: BalancedService, partialChecksum: Bool,
+        now: UInt32
+    ) -> BalanceDecision {
+        guard let ports = Self.ports(of: packet) else { return .drop(.virtualAddressUnsupported) }
+        let key = FlowKey(
+            network: network, protocol: packet.protocol, source: packet.source, sourcePort: ports.source,
+            destination: packet.destination, destinationPort: ports.destination)
+        let configuration = self.configuration
+        let decision: BalanceDecision = state.withLock { state in
+            if let index = state.table.find(key) {
+                let flow = state.table.flow(index)
+                if flow.forward == key, now &- flow.lastSeen <= configuration.timeout(flow.state) {
+                    state.table.touch(index, now: now, state: Self.next(flow.state, after: ports.flags, fromClient: true))
+                    state.statistics.balancedFrames &+= 1
+                    return .backend(flow.backend)
+                }
+                if flow.forward == key {
+                    state.table.remove(index)
+                    state.statistics.expiredFlows &+= 1
+                }
+            }
+            // A new flow: TCP only from its SYN, so that a segment of a forgotten connection
+            // is not sent to a backend that never saw its handshake.
+            if packet.protocol == .tcp, ports.flags & Self.syn == 0 || ports.flags & Self.ack != 0 {
+                state.statistics.untrackedDrops &+= 1
+                return .drop(.untrackedFlow)
+            }
+            state.statistics.expiredFlows &+= UInt64(state.table.reap(limit: 8) { flow in
+                now &- flow.lastSeen > configuration.timeout(flow.state)
+            })
+            let chosen = state.rotation.pick(
+                from: service.backends, forService: UInt64(network.rawValue) << 32 | UInt64(service.address.rawValue),
+                avoiding: client)
+            var reply = key.reversed
+            reply.addresses = UInt64(chosen.rawValue) << 32 | UInt64(client.rawValue)
+            let flow = Flow(
+                forward: key, reply: reply, virtualAddress: service.address, backend: chosen, lastSeen: now,
+                state: packet.protocol == .tcp ? .opening : .datagram)
+            guard state.table.find(reply) == nil, state.table.insert(flow) else {
+                state.statistics.tableFullDrops &+= 1
+                return .drop(.flowTableFull)
+            }
+            state.statistics.newFlows &+= 1
+            state.statistics.balancedFrames &+= 1
+            return .backend(chosen)
+        }
+        guard case .backend(let backend) = decision else { return decision }
+        AddressTranslation.rewrite(.destination, of: packet, to: backend, partialChecksum: partialChecksum)
+        return .backend(backend)
+    }
+
+    override public func reverse(_ packet: IPv4Packet, network: VNI, partialChecksum: Bool, now: UInt32) -> IPv4Address? {
+        guard let ports = Self.ports(of: packet) else { return nil }
+        let key = FlowKey(
+            network: network, protocol: packet.protocol, source: packet.source, sourcePort: ports.source,
+            destination: packet.destination, destinationPort: ports.destination)
+        let configuration = self.configuration
+        let virtualAddress: IPv4Address? = state.withLock { state in
+            guard let index = state.table.find(key) else { return nil }
+            let flow = state.table.flow(index)
+            // Only the reply direction: a backend that is itself a client of its own VIP sends
+            // its requests through `balance`.
+            guard flow.reply == key, now &- flow.lastSeen <= configuration.timeout(flow.state) else { return nil }
+            state.table.touch(index, now: now, state: Self.next(flow.state, after: ports.flags, fromClient: false))
+            state.statistics.reversedFrames &+= 1
+            return flow.virtualAddress
+        }
+        guard let virtualAddress else { return nil }
+        AddressTranslation.rewrite(.source, of: packet, to: virtualAddress, partialChecksum: partialChecksum)
+        return virtualAddress
+    }
+
+    // MARK: - Packets
+
+    private static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, ack: UInt8 = 0x10
+
+    /// The ports (and TCP flags) of a TCP or UDP packet that is not a fragment, or nil.
+    @inline(__always)
+    private static func ports(of packet: IPv4Packet) -> (source: UInt16, destination: UInt16, flags: UInt8)? {
+        guard !packet.isFragment else { return nil }
+        let transport = packet.payload
+        switch packet.protocol {
+        case .tcp:
+            guard transport.count >= TCPSegment.minimumHeaderLength else { return nil }
+            return (transport.loadBigEndian16(at: 0), transport.loadBigEndian16(at: 2), transport[13])
+        case .udp:
+            guard transport.count >= UDPDatagram.headerLength else { return nil }
+            return (transport.loadBigEndian16(at: 0), transport.loadBigEndian16(at: 2), 0)
+        default:
+            return nil
+        }
+    }
+
+    /// The state after a segment with `flags` (UDP flows stay datagrams).
+    @inline(__always)
+    private static func next(_ state: FlowState, after flags: UInt8, fromClient: Bool) -> FlowState {
+        if state == .datagram { return .datagram }
+        // A client reusing the ports of a closed connection opens a new one (to the same backend).
+        if fromClient, flags & syn != 0, flags & ack == 0, state == .closing || state == .reset { return .opening }
+        if flags & rst != 0 { return .reset }
+        if flags & fin != 0 || state == .closing { return state == .reset ? .reset : .closing }
+        if state == .opening, !fromClient, flags & ack != 0 { return .established }
+        return state
+    }
+}
