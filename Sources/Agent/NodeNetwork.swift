@@ -9,6 +9,7 @@ import ClusterAPI
 import Foundation
 import Gossip
 import HostNet
+import IngressLB
 import Logging
 import NIOCore
 import NIOPosix
@@ -45,6 +46,8 @@ public actor NodeNetwork {
     private let underlay: IPv4Address
     private let logger: Logger
     private let overlay: OverlayEngine
+    /// The VIP load balancer the overlay's switch calls into.
+    public nonisolated let balancer: ConnectionTracker
     private let gossip: GossipServer
     private let records: RecordStore
     private let dns: DNSServer
@@ -59,7 +62,8 @@ public actor NodeNetwork {
         self.underlay = underlay
         self.logger = logger
         let group = MultiThreadedEventLoopGroup.singleton
-        overlay = try OverlayEngine(configuration: .init(underlayAddress: underlay))
+        balancer = ConnectionTracker()
+        overlay = try OverlayEngine(configuration: .init(underlayAddress: underlay, balancer: balancer))
         overlay.start()
         var configuration = GossipConfiguration(
             name: nodeID, address: GossipAddress(ipv4: underlay.rawValue, port: 7946), randomSeed: UInt64.random(in: 0...UInt64.max),
@@ -217,6 +221,7 @@ public actor NodeNetwork {
         }.wait()) ?? []
         var topology = Topology()
         var dnsRecords = DNSRecords()
+        var virtualServices: [VirtualService] = []
         for id in ids.sorted() {
             let network = networks[id]!
             guard let subnet = IPv4Prefix(network.subnet), let gateway = IPv4Address(network.gateway), let vni = VNI(network.vni) else { continue }
@@ -232,6 +237,10 @@ public actor NodeNetwork {
                 services[entry.service] = record
             }
             dnsRecords.networks[id] = services.keys.sorted().map { services[$0]! }
+            for record in dnsRecords.networks[id]! where record.mode == .vip {
+                guard let vip = record.vip else { continue }
+                virtualServices.append(VirtualService(network: id, address: vip, backends: record.tasks.map(\.address)))
+            }
         }
         for local in locals.values.sorted(by: { $0.task.id < $1.task.id }) {
             for (index, attachment) in local.task.networks.enumerated() {
@@ -240,6 +249,14 @@ public actor NodeNetwork {
                     LocalEndpoint(network: attachment.network.id, address: address, namespace: local.namespace, interface: "eth\(index)"))
             }
             dnsRecords.sandboxes[local.namespace] = local.task.networks.map(\.network.id)
+        }
+        // A VIP balances over the endpoints the overlay has: a task just gone from this node may
+        // still have its gossip entry for a moment.
+        let reachable = Set(topology.localEndpoints.map { "\($0.network)/\($0.address)" } + topology.remoteEndpoints.map { "\($0.network)/\($0.address)" })
+        topology.services = virtualServices.map { service in
+            var service = service
+            service.backends = service.backends.filter { reachable.contains("\(service.network)/\($0)") }
+            return service
         }
         try overlay.apply(topology)
         try records.replace(with: dnsRecords)

@@ -3,9 +3,12 @@ import Foundation
 
 /// How `service ls`, `service inspect --pretty` write a service, in docker's words.
 enum ServiceText {
-    /// The IMAGE column: the command the tasks run (Shoal runs processes, not images).
+    /// The IMAGE column: the command the tasks run (Shoal runs processes, not images), on one
+    /// line: a newline or tab inside an argument (a `python3 -c` script) is written escaped, so
+    /// that a table row stays one line.
     static func image(_ spec: Shoal_Api_TaskSpec) -> String {
         (spec.process.command + spec.process.args).joined(separator: " ")
+            .replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t")
     }
 
     /// The PORTS column: `*:8080->80/tcp`.
