@@ -27,7 +27,11 @@ final class PeerTransport: RaftMessageTransport, @unchecked Sendable {
     /// Resolves a member's address ("host:port"), from configuration or the replicated store.
     var addressOf: (NodeID) -> String? = { _ in nil }
     var onMessage: MessageHandler = { _ in }
-    var onRequest: RequestHandler = { _, _ in }
+    /// Until the server installs its handler (just after the member starts listening), a client
+    /// request is told to retry: dropping it unanswered would leave the client waiting forever.
+    var onRequest: RequestHandler = { request, respond in
+        respond(ClientResponse(id: request.id, ok: false, error: "member is starting; retry"))
+    }
     /// Frames that did not decode (bad input is dropped and counted, the connection closed).
     private(set) var rejectedFrames = 0
     /// What the framing dropped (oversized prefixes, connections cut mid-frame).

@@ -49,8 +49,8 @@ struct RaftCLIRootTests {
                 timeoutSeconds: timeout)
         }
 
-        func statuses() throws -> [[String: Any]] {
-            let output = try client(["status", "--json"]).output
+        func statuses(timeout: Double = 60) throws -> [[String: Any]] {
+            let output = try client(["status", "--json"], timeout: timeout).output
             return output.split(separator: "\n").compactMap {
                 try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
             }
@@ -67,7 +67,8 @@ struct RaftCLIRootTests {
         func waitCaughtUp(_ id: UInt64, timeout: Double) throws -> [String: Any]? {
             let deadline = Date().addingTimeInterval(timeout)
             while Date() < deadline {
-                let all = try statuses()
+                // Short: one stuck request must not take the whole wait.
+                let all = try statuses(timeout: 5)
                 let commit = all.compactMap { $0["role"] as? String == "leader" ? ($0["commit"] as? NSNumber)?.uint64Value : nil }.first
                 if let commit, let member = all.first(where: { ($0["id"] as? NSNumber)?.uint64Value == id }),
                     let applied = (member["applied"] as? NSNumber)?.uint64Value, applied >= commit
