@@ -151,7 +151,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Agent", "ControlPlane", "ClusterAPI", "PKI", "Raft", "RaftHost", "DurableFiles", "EngineKit", "Wire",
+                "Agent", "ControlPlane", "ClusterAPI", "PKI", "Raft", "RaftHost", "DurableFiles", "EngineKit", "IngressLB", "Wire",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

@@ -57,12 +57,15 @@ public actor NodeNetwork {
 
     /// Starts the overlay on `underlay`:4789, gossip on `underlay`:7946 sealed with `keys`
     /// (oldest first, the last primary; none: plaintext) and the DNS server.
-    public init(nodeID: String, underlay: IPv4Address, keys: [[UInt8]], logger: Logger) throws {
+    public init(
+        nodeID: String, underlay: IPv4Address, keys: [[UInt8]], flowTracking: ConnectionTracker.Configuration = .init(),
+        logger: Logger
+    ) throws {
         self.nodeID = nodeID
         self.underlay = underlay
         self.logger = logger
         let group = MultiThreadedEventLoopGroup.singleton
-        balancer = ConnectionTracker()
+        balancer = ConnectionTracker(configuration: flowTracking)
         overlay = try OverlayEngine(configuration: .init(underlayAddress: underlay, balancer: balancer))
         overlay.start()
         var configuration = GossipConfiguration(

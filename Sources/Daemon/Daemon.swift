@@ -11,6 +11,7 @@ import EngineKit
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import IngressLB
 import Logging
 import NIOCore
 import NIOPosix
@@ -33,6 +34,9 @@ public struct DaemonConfiguration: Sendable {
     public var socketPath = "/run/shoal/shoal.sock"
     /// Where `/metrics` is served (`--metrics-addr`); empty for nowhere.
     public var metricsAddress = "127.0.0.1:9323"
+    /// The VIP balancer's connection tracking: table size (`--conntrack-max`) and idle
+    /// timeouts (`--conntrack-tcp-timeout-established`).
+    public var flowTracking = ConnectionTracker.Configuration()
 
     /// A configuration with defaults.
     public init(nodeName: String, advertiseAddress: String, dataDirectory: String) {
@@ -195,12 +199,20 @@ public actor Daemon {
             return
         }
         do {
-            let network = try NodeNetwork(nodeID: membership.nodeID, underlay: underlay, keys: keys, logger: logger)
+            let network = try NodeNetwork(
+                nodeID: membership.nodeID, underlay: underlay, keys: keys, flowTracking: configuration.flowTracking, logger: logger)
             var seeds = membership.managers.compactMap { try? HostPort(parsing: $0, defaultPort: 2377).host }
             if membership.isManager { seeds.removeAll { $0 == host } }
             await network.run(joining: seeds)
             await worker.use(network)
             joined?.network = network
+            joined?.tasks.append(Task {
+                var last = ConnectionTracker.Statistics()
+                while !Task.isCancelled {
+                    DaemonMetrics.sample(network.balancer, since: &last)
+                    try? await Task.sleep(for: .seconds(1))
+                }
+            })
         } catch {
             logger.error("the data plane did not start", metadata: ["error": "\(error)"])
         }

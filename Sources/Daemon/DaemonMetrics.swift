@@ -7,6 +7,7 @@
 import ControlPlane
 import Foundation
 import GRPCCore
+import IngressLB
 import Logging
 import Metrics
 import NIOCore
@@ -58,6 +59,25 @@ public enum DaemonMetrics {
              ("network", store.networks.count), ("cluster", store.clusters.count)]
         }) else { return }
         for (kind, count) in counts { Gauge(label: "shoal_store_objects", dimensions: [("kind", kind)]).record(count) }
+    }
+
+    /// Records the VIP balancer's table: flows tracked now (`shoal_conntrack_entries`), and what
+    /// happened since `last` (the previous sample, updated): new and expired flows, balanced
+    /// and reversed frames, drops by reason.
+    static func sample(_ tracker: ConnectionTracker, since last: inout ConnectionTracker.Statistics) {
+        let now = tracker.statistics()
+        Gauge(label: "shoal_conntrack_entries").record(now.flows)
+        Gauge(label: "shoal_conntrack_capacity").record(tracker.configuration.capacity)
+        func add(_ label: String, _ dimensions: [(String, String)] = [], _ value: UInt64, _ previous: UInt64) {
+            if value > previous { Counter(label: label, dimensions: dimensions).increment(by: Int(value - previous)) }
+        }
+        add("shoal_conntrack_new_flows_total", [], now.newFlows, last.newFlows)
+        add("shoal_conntrack_expired_flows_total", [], now.expiredFlows, last.expiredFlows)
+        add("shoal_vip_frames_total", [("direction", "to_backend")], now.balancedFrames, last.balancedFrames)
+        add("shoal_vip_frames_total", [("direction", "from_backend")], now.reversedFrames, last.reversedFrames)
+        add("shoal_conntrack_drops_total", [("reason", "table_full")], now.tableFullDrops, last.tableFullDrops)
+        add("shoal_conntrack_drops_total", [("reason", "untracked_flow")], now.untrackedDrops, last.untrackedDrops)
+        last = now
     }
 }
 

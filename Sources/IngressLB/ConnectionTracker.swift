@@ -68,6 +68,9 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
         /// TCP segments other than a SYN for a connection the table does not know (it expired,
         /// or began before this node tracked it).
         public var untrackedDrops: UInt64 = 0
+
+        /// All zero.
+        public init() {}
     }
 
     /// The limits this tracker was made with.

@@ -26,6 +26,19 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: "Where /metrics is served (Prometheus text).")
     var metricsAddr: String = "127.0.0.1:9323"
 
+    @Option(help: "Connections the VIP balancer tracks at most; new ones beyond are dropped and counted.")
+    var conntrackMax: Int = 65536
+
+    @Option(help: "How long an established TCP connection to a VIP may stay idle (the kernel's default: 5 days).")
+    var conntrackTcpTimeoutEstablished: String = "120h"
+
+    func validate() throws {
+        guard (1...16_000_000).contains(conntrackMax) else { throw ValidationError("--conntrack-max must be 1 to 16000000, not \(conntrackMax)") }
+        guard let seconds = DurationText.seconds(conntrackTcpTimeoutEstablished), seconds >= 1, seconds < Double(UInt32.max) else {
+            throw ValidationError("--conntrack-tcp-timeout-established \(conntrackTcpTimeoutEstablished): not a duration of 1s or more (e.g. 5s, 24h)")
+        }
+    }
+
     func run() async throws {
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -36,6 +49,8 @@ struct DaemonCommand: AsyncParsableCommand {
         configuration.listenAddress = listenAddr
         configuration.socketPath = socket
         configuration.metricsAddress = metricsAddr
+        configuration.flowTracking.capacity = conntrackMax
+        configuration.flowTracking.establishedTimeout = UInt32(DurationText.seconds(conntrackTcpTimeoutEstablished) ?? 432_000)
         let daemon = Daemon(configuration: configuration, metrics: DaemonMetrics.bootstrap())
         let running = Task { try await daemon.run() }
         let signal = await Task.detached { waitForTermination() }.value

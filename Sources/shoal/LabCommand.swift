@@ -24,6 +24,9 @@ struct LabCommand: ParsableCommand {
         @Option(help: "The swarm's heartbeat period.")
         var dispatcherHeartbeat: String = "1s"
 
+        @Option(help: "Every daemon's idle timeout of established TCP connections to VIPs (`shoal daemon --conntrack-tcp-timeout-established`).")
+        var conntrackTcpTimeoutEstablished: String?
+
         @Flag(help: "Only the namespaces and links: no daemons, no swarm.")
         var bare = false
 
@@ -36,6 +39,9 @@ struct LabCommand: ParsableCommand {
         func validate() throws {
             guard (1...200).contains(nodes) else { throw ValidationError("--nodes must be between 1 and 200, not \(nodes)") }
             guard (1...nodes).contains(managers) else { throw ValidationError("--managers must be between 1 and --nodes, not \(managers)") }
+            if let timeout = conntrackTcpTimeoutEstablished, DurationText.seconds(timeout) == nil {
+                throw ValidationError("--conntrack-tcp-timeout-established \(timeout): not a duration (e.g. 5s, 24h)")
+            }
         }
 
         func run() async throws {
@@ -44,7 +50,9 @@ struct LabCommand: ParsableCommand {
             print(LabReport.describe(lab))
             if !bare && !overlay {
                 do {
-                    try await reportingFailures { try await LabSwarm.form(lab, managers: managers, heartbeat: dispatcherHeartbeat) }
+                    try await reportingFailures { try await LabSwarm.form(
+                        lab, managers: managers, heartbeat: dispatcherHeartbeat,
+                        daemonArguments: conntrackTcpTimeoutEstablished.map { ["--conntrack-tcp-timeout-established", $0] } ?? []) }
                 } catch {
                     try? lab.down()
                     throw error

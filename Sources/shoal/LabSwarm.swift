@@ -12,9 +12,10 @@ enum LabSwarm {
 
     /// Starts the daemons, forms the swarm, and returns once `node ls` shows every node Ready
     /// (at most 60 s).
-    static func form(_ lab: Lab, managers: Int, heartbeat: String = "1s") async throws {
+    /// `daemonArguments` are added to every node's `shoal daemon` command line.
+    static func form(_ lab: Lab, managers: Int, heartbeat: String = "1s", daemonArguments: [String] = []) async throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        for node in lab.nodes { try startDaemon(lab, node, executable: executable) }
+        for node in lab.nodes { try startDaemon(lab, node, executable: executable, arguments: daemonArguments) }
         for node in lab.nodes { try await waitForSocket(socket(lab, node)) }
         let first = lab.nodes[0]
         let (workerToken, managerToken) = try await call(lab, first) { connection in
@@ -35,14 +36,14 @@ enum LabSwarm {
         try await waitUntilReady(lab, count: lab.nodes.count)
     }
 
-    private static func startDaemon(_ lab: Lab, _ node: Lab.Node, executable: String) throws {
+    private static func startDaemon(_ lab: Lab, _ node: Lab.Node, executable: String, arguments: [String]) throws {
         let data = "\(lab.record.fileDirectory)/\(node.name)-data"
         try lab.startProcess(
             on: node,
             [
                 executable, "daemon", "--node-name", node.name, "--advertise-addr", "\(node.underlayAddress):2377",
                 "--listen-addr", "\(node.underlayAddress):2377", "--data-dir", data, "--socket", socket(lab, node),
-            ],
+            ] + arguments,
             log: "\(node.name)-daemon.log")
     }
 

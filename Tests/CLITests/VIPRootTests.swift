@@ -125,4 +125,59 @@ struct VIPRootTests {
         let clientLines = logs.split(separator: "\n").filter { $0.contains("| client ") }
         #expect(clientLines.count >= 3 && clientLines.allSatisfy { $0.hasSuffix("| client \(clientAddress)") }, "\(logs)")
     }
+
+    /// One connection to `VIP`:80: a request, 3 s idle, a request, 6 s idle, a request (3 s
+    /// timeout); prints what each got.
+    static let idler = """
+        import http.client, json, sys, time
+        connection = http.client.HTTPConnection(sys.argv[1], 80, timeout=3)
+        answers = []
+        for pause in (0, 3, 6):
+            time.sleep(pause)
+            try:
+                connection.request("GET", "/")
+                answers.append(connection.getresponse().read().decode())
+            except Exception as error:
+                answers.append("failed: " + type(error).__name__)
+        print(json.dumps(answers))
+        """
+
+    /// The daemons' `--conntrack-tcp-timeout-established 5s`: a connection idle for 3 s still
+    /// works, one idle for 6 s has been forgotten — its next segment is dropped, counted in
+    /// `/metrics`, and the client times out.
+    @Test func anIdleFlowLivesUntilTheTimeoutAndIsReapedAfter() throws {
+        Lab.removeStale()
+        let name = "vit\(getpid() % 100_000)"
+        let up = try shoal(["lab", "up", "--nodes", "2", "--conntrack-tcp-timeout-established", "5s", "--name", name], timeout: 90)
+        defer { _ = try? shoal(["lab", "down", name]) }
+        try #require(up.status == 0, "\(up.output)")
+        let lab = try Lab.attach(named: name)
+        let n1 = "\(lab.record.fileDirectory)/n1.sock"
+        #expect(try shoalAt(n1, ["network", "create", "-d", "overlay", "front"]).status == 0)
+        #expect(try shoalAt(n1, ["service", "create", "--name", "my-web", "--network", "front", "--", "python3", "-c", Self.server],
+                            timeout: 60).status == 0)
+        #expect(try shoalAt(n1, ["service", "create", "--name", "client", "--network", "front", "--", "sleep", "100000"], timeout: 60).status == 0)
+        let clientTask = try #require(try runningTasks(n1, "client").first)
+        let run = try NamespacedProcess.run(
+            ["python3", "-c", Self.idler, try vip(of: "my-web", n1)], in: NetworkNamespace(named: "shoal-t-\(clientTask.prefix(12))"),
+            timeoutSeconds: 60)
+        let answers = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String], "\(run.output)")
+        let backend = try #require(try runningTasks(n1, "my-web").first?.prefix(12)).description
+        #expect(answers.count == 3 && answers[0] == backend && answers[1] == backend && answers[2] == "failed: TimeoutError", "\(answers)")
+
+        // The client's node counted the forgotten flow (metrics are sampled every second).
+        var dropped = false, expired = false
+        for _ in 0..<30 where !(dropped && expired) {
+            for node in lab.nodes {
+                let metrics = try NamespacedProcess.run(["curl", "-s", "http://127.0.0.1:9323/metrics"], in: node.namespace, timeoutSeconds: 10).output
+                for line in metrics.split(separator: "\n") where !line.hasPrefix("#") {
+                    let value = Double(line.split(separator: " ").last ?? "") ?? 0
+                    if line.hasPrefix("shoal_conntrack_drops_total{reason=\"untracked_flow\"}"), value >= 1 { dropped = true }
+                    if line.hasPrefix("shoal_conntrack_expired_flows_total"), value >= 1 { expired = true }
+                }
+            }
+            if !(dropped && expired) { usleep(200_000) }
+        }
+        #expect(dropped && expired, "no untracked-flow drop or expired flow in /metrics")
+    }
 }
