@@ -1,3 +1,4 @@
+import Glibc
 import HostNet
 import Wire
 
@@ -33,7 +34,13 @@ final class EndpointPort {
         try links.setMTU(index, mtu)
         try links.addAddress(IPv4Prefix(endpoint.address, length: network.subnet.length), to: index)
         try links.setLinkUp(index)
-        try links.addRoute(to: IPv4Prefix(.any, length: 0), via: network.gateway, device: index)
+        do {
+            try links.addRoute(to: IPv4Prefix(.any, length: 0), via: network.gateway, device: index)
+        } catch {
+            // A task on several networks (one of them the ingress network) keeps the default
+            // route of the interface made first; each network's own subnet is on its link.
+            guard error.errno == EEXIST else { throw error }
+        }
         try tap.setNonBlocking(true)
     }
 
