@@ -248,8 +248,8 @@ struct ControlService: Shoal_Api_Control.SimpleServiceProtocol {
 
     func createService(request: Shoal_Api_CreateServiceRequest, context: ServerContext) async throws -> Shoal_Api_CreateServiceResponse {
         try await call(context) { () async throws(APIError) in
-            let networks = try await manager.read { $0.networks.sorted }
-            try SpecValidation.validate(request.spec, networks: networks)
+            let (networks, services) = try await manager.read { ($0.networks.sorted, $0.services.sorted) }
+            try SpecValidation.validate(request.spec, networks: networks, services: services)
             var service = Shoal_Api_Service()
             service.id = RandomID.make()
             service.spec = request.spec
@@ -272,7 +272,7 @@ struct ControlService: Shoal_Api_Control.SimpleServiceProtocol {
     func updateService(request: Shoal_Api_UpdateServiceRequest, context: ServerContext) async throws -> Shoal_Api_UpdateServiceResponse {
         try await call(context) { () async throws(APIError) in
             var service = try await service(request.serviceID)
-            let networks = try await manager.read { $0.networks.sorted }
+            let (networks, services) = try await manager.read { ($0.networks.sorted, $0.services.sorted) }
             var spec = request.spec
             if request.rollback == .previous {
                 guard service.hasPreviousSpec else {
@@ -280,7 +280,7 @@ struct ControlService: Shoal_Api_Control.SimpleServiceProtocol {
                 }
                 spec = service.previousSpec
             }
-            try SpecValidation.validate(spec, networks: networks)
+            try SpecValidation.validate(spec, networks: networks, services: services, serviceID: service.id)
             if spec.annotations.name != service.spec.annotations.name {
                 throw APIError(.invalidSpec, "a service cannot be renamed", objectID: service.id, field: "annotations.name")
             }

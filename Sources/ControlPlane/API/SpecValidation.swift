@@ -22,6 +22,45 @@ enum SpecValidation {
         }
     }
 
+    /// Published ports (`--publish`): valid numbers, each published port once per protocol,
+    /// ingress ports only with a VIP, and none that another service publishes in ingress mode
+    /// (host-mode ports may repeat: the scheduler keeps two of them off one node).
+    static func validatePorts(_ spec: Shoal_Api_ServiceSpec, services: [Shoal_Api_Service], serviceID: String) throws(APIError) {
+        var seen = Set<String>()
+        for port in spec.endpoint.ports {
+            let name = "\(port.publishedPort)/\(port.protocol == .udp ? "udp" : "tcp")"
+            guard (1...65535).contains(port.targetPort) else {
+                throw APIError(.invalidSpec, "invalid target port \(port.targetPort): 1 to 65535", field: "endpoint.ports")
+            }
+            guard port.publishedPort <= 65535 else {
+                throw APIError(.invalidSpec, "invalid published port \(port.publishedPort): 1 to 65535", field: "endpoint.ports")
+            }
+            if port.publishMode == .host {
+                throw APIError(.invalidSpec, "publishing in host mode (mode=host) is not supported yet", field: "endpoint.ports")
+            }
+            if port.protocol == .udp {
+                throw APIError(.invalidSpec, "publishing UDP ports through the routing mesh is not supported yet", field: "endpoint.ports")
+            }
+            if port.publishMode == .ingress, spec.endpoint.mode == .dnsrr {
+                throw APIError(
+                    .invalidSpec, "port \(port.targetPort) published with ingress mode can't be used with dnsrr mode", field: "endpoint.ports")
+            }
+            guard port.publishedPort != 0 else { continue }
+            guard seen.insert(name).inserted else {
+                throw APIError(.invalidSpec, "port \(name) is published twice", field: "endpoint.ports")
+            }
+            guard port.publishMode == .ingress else { continue }
+            for other in services where other.id != serviceID {
+                let held = other.endpoint.ports + other.spec.endpoint.ports
+                if held.contains(where: { $0.publishMode == .ingress && $0.publishedPort == port.publishedPort && $0.protocol == port.protocol }) {
+                    throw APIError(
+                        .inUse, "port \(name) is already published by service \(other.spec.annotations.name)", objectID: other.id,
+                        field: "endpoint.ports")
+                }
+            }
+        }
+    }
+
     /// Docker's rule for network names: a letter or digit, then letters, digits, '_', '.', '-'.
     static func validateNetworkName(_ name: String) throws(APIError) {
         let characters = Array(name.utf8)
@@ -34,9 +73,13 @@ enum SpecValidation {
         }
     }
 
-    /// Refuses a service spec that could not run; `networks` are the store's.
-    static func validate(_ spec: Shoal_Api_ServiceSpec, networks: [Shoal_Api_Network]) throws(APIError) {
+    /// Refuses a service spec that could not run; `networks` and `services` are the store's
+    /// (`serviceID`: the service being updated, whose own ports are no conflict).
+    static func validate(
+        _ spec: Shoal_Api_ServiceSpec, networks: [Shoal_Api_Network], services: [Shoal_Api_Service] = [], serviceID: String = ""
+    ) throws(APIError) {
         try validateServiceName(spec.annotations.name)
+        try validatePorts(spec, services: services, serviceID: serviceID)
         let task = spec.task
         guard !task.process.command.isEmpty, !task.process.command[0].isEmpty else {
             throw APIError(.invalidSpec, "a service needs a command to run (after --)", field: "task.process.command")

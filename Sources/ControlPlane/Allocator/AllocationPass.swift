@@ -11,10 +11,31 @@ enum AllocationPass {
     /// Allocates what `pass` holds unallocated; `newID` names the ingress network.
     static func run(_ pass: inout ReconcilePass, newID: () -> String) {
         var allocator = NetworkAllocator(
-            networks: Array(pass.networks.values), services: Array(pass.services.values), tasks: Array(pass.tasks.values))
+            networks: Array(pass.networks.values), services: Array(pass.services.values), tasks: Array(pass.tasks.values),
+            nodes: Array(pass.nodes.values))
         allocateNetworks(&pass, &allocator, newID: newID)
+        allocateNodes(&pass, &allocator)
         allocateServices(&pass, &allocator)
         allocateTasks(&pass, &allocator)
+    }
+
+    /// Gives every node an address on the ingress network, for its ingress sandbox: the
+    /// routing mesh's connections to tasks come from there.
+    private static func allocateNodes(_ pass: inout ReconcilePass, _ allocator: inout NetworkAllocator) {
+        guard let ingress = pass.networks.values.first(where: { $0.spec.ingress }), ingress.vni != 0 else { return }
+        for var node in pass.nodes.values.sorted(by: { $0.id < $1.id }) where !node.attachments.contains(where: { $0.network.id == ingress.id }) {
+            guard let address = try? allocator.address(on: ingress) else { return }
+            var attachment = Shoal_Api_NetworkAttachment()
+            attachment.network = ingress
+            attachment.addresses = [address]
+            node.attachments.append(attachment)
+            pass.update(node)
+        }
+    }
+
+    /// Whether a service publishes a port through the routing mesh.
+    static func publishesIngress(_ endpoint: Shoal_Api_EndpointSpec) -> Bool {
+        endpoint.mode == .vip && endpoint.ports.contains { $0.publishMode == .ingress }
     }
 
     private static func allocateNetworks(_ pass: inout ReconcilePass, _ allocator: inout NetworkAllocator, newID: () -> String) {
@@ -46,12 +67,18 @@ enum AllocationPass {
     /// an endpoint that changed mode or networks is allocated anew.
     private static func allocateServices(_ pass: inout ReconcilePass, _ allocator: inout NetworkAllocator) {
         for var service in pass.services.values.sorted(by: { $0.id < $1.id }) {
-            let wanted = service.spec.endpoint.mode == .vip ? service.spec.task.networks.map(\.target) : []
+            var wanted = service.spec.endpoint.mode == .vip ? service.spec.task.networks.map(\.target) : []
+            if publishesIngress(service.spec.endpoint) {
+                // The routing mesh reaches the tasks on the ingress network, through a VIP there.
+                guard let ingress = pass.networks.values.first(where: { $0.spec.ingress }) else { continue }
+                wanted.append(ingress.id)
+            }
             let current = service.endpoint.virtualIps.map(\.networkID)
             guard !service.hasEndpoint || service.endpoint.spec != service.spec.endpoint || current != wanted else { continue }
             var endpoint = Shoal_Api_Endpoint()
             endpoint.spec = service.spec.endpoint
-            endpoint.ports = service.spec.endpoint.ports
+            guard let ports = try? allocator.publish(service.spec.endpoint.ports, holding: service.endpoint.ports) else { continue }
+            endpoint.ports = ports
             var complete = true
             for networkID in wanted {
                 // Keep a VIP the service holds already on that network.
@@ -83,7 +110,17 @@ enum AllocationPass {
             guard task.desiredState.rawValue <= Shoal_Api_TaskState.running.rawValue else { continue }
             var attachments: [Shoal_Api_NetworkAttachment] = []
             var failure: String?
-            for config in task.spec.networks {
+            var configs = task.spec.networks
+            // A task of a service published through the routing mesh is on the ingress network
+            // too, after its own networks (its eth0 stays its first network).
+            if let service = pass.services[task.serviceID], publishesIngress(service.spec.endpoint),
+                let ingress = pass.networks.values.first(where: { $0.spec.ingress })
+            {
+                var config = Shoal_Api_NetworkAttachmentConfig()
+                config.target = ingress.id
+                configs.append(config)
+            }
+            for config in configs {
                 guard let network = pass.networks[config.target], network.vni != 0 else {
                     failure = "network \(config.target) is not allocated yet"
                     break

@@ -21,6 +21,8 @@ struct NetworkAllocator: Sendable {
     static let firstVNI: UInt32 = 4096
     /// The last VNI (24 bits).
     static let lastVNI: UInt32 = (1 << 24) - 1
+    /// Where a published port without a number comes from (swarm's range).
+    static let dynamicPorts: ClosedRange<UInt32> = 30000...32767
 
     /// Address pools of the allocated networks, by network ID.
     private(set) var pools: [String: AddressPool] = [:]
@@ -28,12 +30,15 @@ struct NetworkAllocator: Sendable {
     private var subnets: [IPv4Prefix] = []
     /// VNIs in use.
     private var vnis: Set<UInt32> = []
+    /// Ingress-mode published ports in use, as port << 1 | (1 for UDP).
+    private var publishedPorts: Set<UInt32> = []
     /// Allocations found twice in the store (two holders of one address); the store's
     /// invariant is that this stays empty.
     private(set) var conflicts: [String] = []
 
-    /// The allocations held by `networks`, `tasks` and `services`.
-    init(networks: [Shoal_Api_Network], services: [Shoal_Api_Service], tasks: [Shoal_Api_Task]) {
+    /// The allocations held by `networks`, `tasks`, `services` and `nodes` (their ingress
+    /// sandbox addresses).
+    init(networks: [Shoal_Api_Network], services: [Shoal_Api_Service], tasks: [Shoal_Api_Task], nodes: [Shoal_Api_Node] = []) {
         for network in networks where network.vni != 0 {
             guard let subnet = IPv4Prefix(network.subnet), let gateway = IPv4Address(network.gateway) else {
                 conflicts.append("network \(network.id) holds subnet \(network.subnet) gateway \(network.gateway)")
@@ -45,6 +50,14 @@ struct NetworkAllocator: Sendable {
         }
         for service in services {
             for vip in service.endpoint.virtualIps { reserve(vip.addr, on: vip.networkID, holder: "service \(service.id)") }
+            for port in service.endpoint.ports where port.publishMode == .ingress && port.publishedPort != 0 {
+                publishedPorts.insert(Self.portKey(port.publishedPort, port.protocol))
+            }
+        }
+        for node in nodes {
+            for attachment in node.attachments {
+                for address in attachment.addresses { reserve(address, on: attachment.network.id, holder: "node \(node.id)") }
+            }
         }
         for task in tasks {
             for attachment in task.networks {
@@ -132,6 +145,40 @@ struct NetworkAllocator: Sendable {
             }
         }
         throw APIError(.exhausted, "the default address pool \(Self.defaultPool) has no free /\(Self.defaultSubnetLength) left: give --subnet")
+    }
+
+    // MARK: - Published ports
+
+    private static func portKey(_ port: UInt32, _ protocolNumber: Shoal_Api_PortProtocol) -> UInt32 {
+        port << 1 | (protocolNumber == .udp ? 1 : 0)
+    }
+
+    /// The ingress-mode ports of `ports` with a number each: one the service holds already
+    /// (`held`, its allocated endpoint ports) for the same target and protocol, else the next
+    /// free one of ``dynamicPorts``. Host-mode ports are left as given.
+    mutating func publish(_ ports: [Shoal_Api_PortConfig], holding held: [Shoal_Api_PortConfig]) throws(APIError) -> [Shoal_Api_PortConfig] {
+        var result: [Shoal_Api_PortConfig] = []
+        for var port in ports {
+            if port.publishMode == .ingress {
+                if port.publishedPort == 0 {
+                    if let kept = held.first(where: { old in
+                        old.publishMode == .ingress && old.targetPort == port.targetPort && old.protocol == port.protocol
+                            && old.publishedPort != 0
+                            && !result.contains(where: { $0.publishedPort == old.publishedPort && $0.protocol == old.protocol })
+                    }) {
+                        port.publishedPort = kept.publishedPort
+                    } else {
+                        guard let free = Self.dynamicPorts.first(where: { !publishedPorts.contains(Self.portKey($0, port.protocol)) }) else {
+                            throw APIError(.exhausted, "no published port is free in \(Self.dynamicPorts.lowerBound)-\(Self.dynamicPorts.upperBound)")
+                        }
+                        port.publishedPort = free
+                    }
+                }
+                publishedPorts.insert(Self.portKey(port.publishedPort, port.protocol))
+            }
+            result.append(port)
+        }
+        return result
     }
 
     // MARK: - Addresses

@@ -37,12 +37,16 @@ struct DispatcherService: Shoal_Api_Dispatcher.SimpleServiceProtocol {
             }
             var lastManagers: [Shoal_Api_WeightedPeer] = []
             var lastKeys: [Shoal_Api_EncryptionKey]?
+            var lastAttachments: [Shoal_Api_NetworkAttachment]?
             while try manager.liveness.isCurrent(session: session, node: identity.nodeID), !Task.isCancelled {
                 let managers = try await managerPeers()
                 let keys = KeyRotation.gossipKeys(of: try await manager.cluster())
+                // The node's own attachments (its ingress sandbox address) arrive once the
+                // allocator gives them.
+                if let current = try await manager.read({ $0.nodes[identity.nodeID] }) { node.attachments = current.attachments }
                 // The first message waits for the swarm's first gossip key (the leader makes it
                 // at once): a node's data plane starts sealed from the beginning.
-                if (managers != lastManagers || keys != lastKeys) && !keys.isEmpty {
+                if (managers != lastManagers || keys != lastKeys || node.attachments != lastAttachments) && !keys.isEmpty {
                     var message = Shoal_Api_SessionMessage()
                     message.sessionID = session
                     message.node = node
@@ -51,6 +55,7 @@ struct DispatcherService: Shoal_Api_Dispatcher.SimpleServiceProtocol {
                     try await response.write(message)
                     lastManagers = managers
                     lastKeys = keys
+                    lastAttachments = node.attachments
                 }
                 try? await Task.sleep(for: .milliseconds(500))
                 guard try await manager.isLeader() else { throw APIError(.notLeader, "leadership moved; reconnect") }

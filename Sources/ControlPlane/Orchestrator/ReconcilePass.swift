@@ -10,8 +10,8 @@ import Foundation
 struct ReconcilePass {
     /// When the pass runs (the leader's clock), for status timestamps and restart delays.
     let now: Date
-    /// The nodes, read only.
-    let nodes: [String: Shoal_Api_Node]
+    /// The nodes; the allocator alone changes them (their ingress attachment).
+    private(set) var nodes: [String: Shoal_Api_Node]
     /// The cluster object, if the swarm has one yet.
     let cluster: Shoal_Api_Cluster?
     private(set) var networks: [String: Shoal_Api_Network]
@@ -49,6 +49,11 @@ struct ReconcilePass {
     mutating func create(_ task: Shoal_Api_Task) {
         tasks[task.id] = task
         record(created: task.id)
+    }
+
+    mutating func update(_ node: Shoal_Api_Node) {
+        nodes[node.id] = node
+        record(changed: node.id)
     }
 
     mutating func update(_ network: Shoal_Api_Network) {
@@ -97,6 +102,8 @@ struct ReconcilePass {
                 actions.append(Shoal_Api_StoreAction(kind, service))
             } else if let task = tasks[id] {
                 actions.append(Shoal_Api_StoreAction(kind, task))
+            } else if let node = nodes[id] {
+                actions.append(Shoal_Api_StoreAction(kind, node))
             }
         }
         actions += removed.keys.sorted().map { removed[$0]! }
