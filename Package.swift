@@ -60,7 +60,12 @@ let package = Package(
         .target(
             name: "Overlay",
             dependencies: ["CShoal", "Wire", "HostNet", .product(name: "Logging", package: "swift-log")]),
-        .target(name: "IngressLB", dependencies: ["Wire", "Overlay"]),
+        .target(
+            name: "IngressLB",
+            dependencies: [
+                "Wire", "Overlay", "HostNet", .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .target(
             name: "ServiceDNS",
             dependencies: [

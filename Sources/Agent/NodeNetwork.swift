@@ -28,6 +28,14 @@ struct EndpointEntry: Codable, Equatable {
     var vip: IPv4Address?
     var dnsrr: Bool
     var aliases: [String]
+    /// On the ingress network: the service's ports published through the routing mesh.
+    var published: [PublishedEntry]?
+
+    /// One ingress-mode port of the service (published on every node, to `target` in tasks).
+    struct PublishedEntry: Codable, Equatable {
+        var published: UInt16
+        var target: UInt16
+    }
 
     /// The gossip table endpoint entries live in, per network.
     static let table = "endpoints"
@@ -52,6 +60,13 @@ public actor NodeNetwork {
     private let records: RecordStore
     private let dns: DNSServer
     private var locals: [String: LocalTask] = [:]
+    /// The routing mesh on this node: its sandbox's address on the ingress network (from the
+    /// managers), the sandbox's record (so a later daemon or a lab teardown removes it), and
+    /// the listeners on the published ports.
+    private var ingress: (network: Shoal_Api_Network, address: IPv4Address)?
+    private let ingressDirectory: String
+    private let ingressNamespace: NetworkNamespace
+    private var ingressProxy: IngressProxy?
     private var eventSequence = 0
     private var watcher: Task<Void, Never>?
 
@@ -59,8 +74,12 @@ public actor NodeNetwork {
     /// (oldest first, the last primary; none: plaintext) and the DNS server.
     public init(
         nodeID: String, underlay: IPv4Address, keys: [[UInt8]], flowTracking: ConnectionTracker.Configuration = .init(),
-        logger: Logger
+        ingressDirectory: String, logger: Logger
     ) throws {
+        self.ingressDirectory = ingressDirectory
+        ingressNamespace = NetworkNamespace(named: "shoal-ingress-\(nodeID.prefix(12))")
+        // A sandbox a killed daemon left behind is made anew.
+        SandboxRecord.load(from: ingressDirectory)?.removeSandbox()
         self.nodeID = nodeID
         self.underlay = underlay
         self.logger = logger
@@ -116,14 +135,55 @@ public actor NodeNetwork {
         }.get()
     }
 
+    /// Takes this node's ingress sandbox address from its node object (the allocator gives one
+    /// to every node): makes the sandbox, joins the ingress network's tables so that every
+    /// published port is served here even without a local task, and opens the ports.
+    public func useIngress(of node: Shoal_Api_Node) {
+        guard let attachment = node.attachments.first(where: { $0.network.spec.ingress }),
+            let address = attachment.addresses.first.flatMap({ IPv4Prefix($0)?.address })
+        else { return }
+        if let ingress, ingress.network == attachment.network, ingress.address == address { return }
+        do {
+            if !ingressNamespace.exists {
+                var record = SandboxRecord(taskID: "ingress")
+                record.namespace = ingressNamespace.name
+                try FileManager.default.createDirectory(atPath: ingressDirectory, withIntermediateDirectories: true)
+                try record.save(in: ingressDirectory)
+                try NetworkNamespace.create(named: ingressNamespace.name)
+            }
+        } catch {
+            logger.error("cannot make the ingress sandbox", metadata: ["error": "\(error)"])
+            return
+        }
+        ingress = (attachment.network, address)
+        if ingressProxy == nil { ingressProxy = IngressProxy(sandbox: ingressNamespace, logger: logger) }
+        // The sandbox is an endpoint like a task's: the nodes its connections reach answer it
+        // through the table entry (one without a service, so in no name and no VIP).
+        let id = attachment.network.id
+        let entry = EndpointEntry(
+            task: "ingress-\(nodeID)", service: "", serviceName: "", slot: 0, address: address, vtep: underlay, vip: nil, dnsrr: false,
+            aliases: [])
+        let value = (try? JSONEncoder().encode(entry)).map(Array.init) ?? []
+        _ = gossip.run { engine, now in
+            if !engine.joinedNetworks.contains(id) { try? engine.joinNetwork(id, now: now) }
+            try? engine.put(EntryKey(network: id, table: EndpointEntry.table, key: entry.task), value: value, now: now)
+        }
+        refresh()
+    }
+
     /// Stops the data plane: DNS listeners, gossip (announcing the leave), overlay.
     public func stop() async {
+        ingressProxy?.stop()
         watcher?.cancel()
         for local in locals.values { if let listener = local.listener { dns.close(listener) } }
         locals = [:]
         _ = try? await gossip.leave().get()
         _ = try? await gossip.close().get()
         overlay.stop()
+        if let record = SandboxRecord.load(from: ingressDirectory) {
+            record.removeSandbox()
+            try? FileManager.default.removeItem(atPath: ingressDirectory)
+        }
     }
 
     // MARK: - Tasks
@@ -182,9 +242,14 @@ public actor NodeNetwork {
         task.networks.compactMap { attachment in
             guard let cidr = attachment.addresses.first, let address = IPv4Prefix(cidr)?.address else { return nil }
             let vip = task.endpoint.virtualIps.first { $0.networkID == attachment.network.id }.flatMap { IPv4Prefix($0.addr)?.address }
-            let entry = EndpointEntry(
+            var entry = EndpointEntry(
                 task: task.id, service: task.serviceID, serviceName: task.serviceAnnotations.name, slot: task.slot, address: address,
                 vtep: underlay, vip: vip, dnsrr: task.endpoint.spec.mode == .dnsrr, aliases: attachment.aliases)
+            if attachment.network.spec.ingress {
+                entry.published = task.endpoint.ports.filter { $0.publishMode == .ingress && $0.protocol == .tcp }.map {
+                    EndpointEntry.PublishedEntry(published: UInt16(truncatingIfNeeded: $0.publishedPort), target: UInt16(truncatingIfNeeded: $0.targetPort))
+                }
+            }
             return (attachment.network.id, entry)
         }
     }
@@ -218,6 +283,7 @@ public actor NodeNetwork {
         for local in locals.values {
             for attachment in local.task.networks { networks[attachment.network.id] = attachment.network }
         }
+        if let ingress { networks[ingress.network.id] = ingress.network }
         let ids = Array(networks.keys)
         let tables = (try? gossip.run { engine, _ in
             ids.map { id in (id, engine.entries(in: id).compactMap { try? JSONDecoder().decode(EndpointEntry.self, from: Data($0.value)) }) }
@@ -225,6 +291,7 @@ public actor NodeNetwork {
         var topology = Topology()
         var dnsRecords = DNSRecords()
         var virtualServices: [VirtualService] = []
+        var published: [PublishedPort] = []
         for id in ids.sorted() {
             let network = networks[id]!
             guard let subnet = IPv4Prefix(network.subnet), let gateway = IPv4Address(network.gateway), let vni = VNI(network.vni) else { continue }
@@ -234,7 +301,7 @@ public actor NodeNetwork {
                 topology.remoteEndpoints.append(RemoteEndpoint(network: id, address: entry.address, vtep: entry.vtep))
             }
             var services: [String: ServiceRecord] = [:]
-            for entry in entries.sorted(by: { ($0.slot, $0.task) < ($1.slot, $1.task) }) {
+            for entry in entries.sorted(by: { ($0.slot, $0.task) < ($1.slot, $1.task) }) where !entry.service.isEmpty {
                 var record = services[entry.service] ?? ServiceRecord(name: entry.serviceName, mode: entry.dnsrr ? .dnsrr : .vip, vip: entry.vip)
                 record.tasks.append(TaskRecord(slot: Int(entry.slot), id: entry.task, address: entry.address))
                 services[entry.service] = record
@@ -244,6 +311,16 @@ public actor NodeNetwork {
                 guard let vip = record.vip else { continue }
                 virtualServices.append(VirtualService(network: id, address: vip, backends: record.tasks.map(\.address)))
             }
+            if network.spec.ingress {
+                for entry in entries.sorted(by: { $0.task < $1.task }) {
+                    guard let vip = entry.vip else { continue }
+                    for port in entry.published ?? [] where !published.contains(where: { $0.published == port.published }) {
+                        published.append(PublishedPort(published: port.published, target: port.target, virtualAddress: vip, service: entry.serviceName))
+                    }
+                }
+                // Names are not served on the routing mesh's network.
+                dnsRecords.networks[id] = nil
+            }
         }
         for local in locals.values.sorted(by: { $0.task.id < $1.task.id }) {
             for (index, attachment) in local.task.networks.enumerated() {
@@ -251,7 +328,11 @@ public actor NodeNetwork {
                 topology.localEndpoints.append(
                     LocalEndpoint(network: attachment.network.id, address: address, namespace: local.namespace, interface: "eth\(index)"))
             }
-            dnsRecords.sandboxes[local.namespace] = local.task.networks.map(\.network.id)
+            dnsRecords.sandboxes[local.namespace] = local.task.networks.filter { !$0.network.spec.ingress }.map(\.network.id)
+        }
+        if let ingress {
+            topology.localEndpoints.append(
+                LocalEndpoint(network: ingress.network.id, address: ingress.address, namespace: ingressNamespace.name, interface: "eth0"))
         }
         // A VIP balances over the endpoints the overlay has: a task just gone from this node may
         // still have its gossip entry for a moment.
@@ -263,5 +344,6 @@ public actor NodeNetwork {
         }
         try overlay.apply(topology)
         try records.replace(with: dnsRecords)
+        ingressProxy?.apply(published)
     }
 }

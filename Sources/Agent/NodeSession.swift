@@ -23,15 +23,20 @@ public final class NodeSession: Sendable {
     /// Called with the data-plane keys (oldest first) whenever the managers hand out new ones,
     /// and awaited before the node's tasks are followed: the data plane starts sealed.
     private let onKeys: @Sendable ([Shoal_Api_EncryptionKey]) async -> Void
+    /// Called with the node object as the managers have it (its attachments) on every session
+    /// message.
+    private let onNode: @Sendable (Shoal_Api_Node) async -> Void
 
     /// A session that will try `managers` (host:2377) through `connect`.
     public init(
         managers: [String], description: Shoal_Api_NodeDescription, logger: Logger,
         connect: @escaping @Sendable (String) throws -> APIConnection, worker: TaskWorker? = nil,
         onManagers: @escaping @Sendable ([String]) -> Void = { _ in },
-        onKeys: @escaping @Sendable ([Shoal_Api_EncryptionKey]) async -> Void = { _ in }
+        onKeys: @escaping @Sendable ([Shoal_Api_EncryptionKey]) async -> Void = { _ in },
+        onNode: @escaping @Sendable (Shoal_Api_Node) async -> Void = { _ in }
     ) {
         self.connect = connect
+        self.onNode = onNode
         self.worker = worker
         self.onKeys = onKeys
         self.description = description
@@ -111,6 +116,7 @@ public final class NodeSession: Sendable {
                             keys = message.networkBootstrapKeys
                             await self.onKeys(keys)
                         }
+                        if message.hasNode { await self.onNode(message.node) }
                         let managers = message.managers.map(\.peer.addr).filter { !$0.isEmpty }
                         let changed = self.state.withLock { state -> Bool in
                             state.sessionID = message.sessionID

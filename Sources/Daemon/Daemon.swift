@@ -69,6 +69,8 @@ public actor Daemon {
         var clusterServer: GRPCServer<HTTP2ServerTransport.Posix>?
         /// Overlay, gossip and DNS, once started.
         var network: NodeNetwork?
+        /// The node object as the managers last sent it.
+        var node: Shoal_Api_Node?
     }
 
     /// Runs this node's tasks.
@@ -174,6 +176,13 @@ public actor Daemon {
         startSession()
     }
 
+    /// The node object from the managers: its ingress sandbox address goes to the data plane
+    /// (now, or when it starts).
+    func received(node: Shoal_Api_Node) async {
+        joined?.node = node
+        await joined?.network?.useIngress(of: node)
+    }
+
     /// New data-plane keys from the managers: saved, then used (or the data plane started).
     func received(keys: [Shoal_Api_EncryptionKey]) async {
         let gossip = keys.filter { $0.subsystem == .gossip }.sorted { $0.lamportTime < $1.lamportTime }.map { [UInt8]($0.key) }
@@ -200,12 +209,14 @@ public actor Daemon {
         }
         do {
             let network = try NodeNetwork(
-                nodeID: membership.nodeID, underlay: underlay, keys: keys, flowTracking: configuration.flowTracking, logger: logger)
+                nodeID: membership.nodeID, underlay: underlay, keys: keys, flowTracking: configuration.flowTracking,
+                ingressDirectory: files.ingressDirectory, logger: logger)
             var seeds = membership.managers.compactMap { try? HostPort(parsing: $0, defaultPort: 2377).host }
             if membership.isManager { seeds.removeAll { $0 == host } }
             await network.run(joining: seeds)
             await worker.use(network)
             joined?.network = network
+            if let node = joined?.node { await network.useIngress(of: node) }
             joined?.tasks.append(Task {
                 var last = ConnectionTracker.Statistics()
                 while !Task.isCancelled {
@@ -232,7 +243,8 @@ public actor Daemon {
             managers: managers, description: description, logger: logger,
             connect: { address in try connections.connection(to: address) }, worker: worker,
             onManagers: { [weak self] managers in Task { await self?.remember(managers: managers) } },
-            onKeys: { [weak self] keys in await self?.received(keys: keys) })
+            onKeys: { [weak self] keys in await self?.received(keys: keys) },
+            onNode: { [weak self] node in await self?.received(node: node) })
         joined?.tasks.append(Task { await session.run() })
     }
 

@@ -51,6 +51,8 @@ public struct NodeFiles: Sendable {
     public var raftDirectory: String { directory + "/raft" }
     /// The agent's tasks: one directory each (record, logs, /etc files).
     public var tasksDirectory: String { directory + "/tasks" }
+    /// The routing mesh's sandbox record.
+    public var ingressDirectory: String { directory + "/ingress" }
 
     /// The persisted membership, or nil when the node never joined (or left).
     public func loadState() throws -> NodeMembershipState? {

@@ -65,6 +65,9 @@ struct ServiceCommand: AsyncParsableCommand {
         var network: [String] = []
         @Option(help: "vip or dnsrr.")
         var endpointMode = "vip"
+        @Option(name: [.customShort("p"), .long], parsing: .singleValue,
+                help: "Publish a port: PUBLISHED:TARGET[/udp], or published=N,target=N[,protocol=tcp|udp][,mode=ingress|host]; repeatable.")
+        var publish: [String] = []
         @Option(parsing: .singleValue, help: "Placement constraint, e.g. node.role==manager; repeatable.")
         var constraint: [String] = []
         @Option(help: "Maximum tasks per node (0: no limit).")
@@ -122,6 +125,7 @@ struct ServiceCommand: AsyncParsableCommand {
                 case "dnsrr": spec.endpoint.mode = .dnsrr
                 default: throw CLIFailure("invalid --endpoint-mode \(endpointMode): vip or dnsrr")
                 }
+                spec.endpoint.ports = try publish.map(PublishText.port)
                 spec.task.placement.constraints = constraint
                 spec.task.placement.maxReplicas = replicasMaxPerNode
                 if let reserveCpu { spec.task.resources.reservations.nanoCpus = try SizeText.nanoCPUs(reserveCpu, flag: "--reserve-cpu") }

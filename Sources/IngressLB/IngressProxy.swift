@@ -1,0 +1,151 @@
+import Foundation
+import Glibc
+import HostNet
+import Logging
+import NIOCore
+import NIOPosix
+import Wire
+
+/// One port published through the routing mesh, as every node serves it.
+public struct PublishedPort: Hashable, Sendable, Codable {
+    /// The port every node accepts on.
+    public var published: UInt16
+    /// The port the service's tasks listen on.
+    public var target: UInt16
+    /// The service's VIP on the ingress network: connections to it are balanced in the switch.
+    public var virtualAddress: IPv4Address
+    /// The service's name, for logs.
+    public var service: String
+
+    public init(published: UInt16, target: UInt16, virtualAddress: IPv4Address, service: String) {
+        self.published = published
+        self.target = target
+        self.virtualAddress = virtualAddress
+        self.service = service
+    }
+}
+
+/// The routing mesh's way in on one node (DESIGN.md §2): every published TCP port is accepted
+/// on all of the node's addresses — whether or not a task of the service runs here, and from
+/// the node itself too — and each connection is relayed to the service's VIP on the `ingress`
+/// network from the node's ingress sandbox, a network namespace with an endpoint on that
+/// network. The switch balances it there like any VIP connection, over the tasks that are
+/// running.
+///
+/// A relay, not address translation: the task sees the ingress sandbox's address as the
+/// client's (PROXY protocol v2, opt-in per port, is the way to pass the real one on; not built
+/// yet).
+public final class IngressProxy: @unchecked Sendable {
+    private let sandbox: NetworkNamespace
+    private let group: EventLoopGroup
+    private let logger: Logger
+    /// Listeners by published port; touched under `lock` only.
+    private var listeners: [UInt16: (port: PublishedPort, channel: Channel)] = [:]
+    private let lock = NSLock()
+
+    /// Connections to VIPs leave from inside `sandbox`.
+    public init(sandbox: NetworkNamespace, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
+        self.sandbox = sandbox
+        self.group = group
+        self.logger = logger
+    }
+
+    /// Serves exactly `ports`: opens listeners for new ones, closes those no longer listed,
+    /// and re-opens one whose target or VIP changed. A port that cannot be bound (another
+    /// process holds it) is logged and tried again at the next call.
+    public func apply(_ ports: [PublishedPort]) {
+        let wanted = Dictionary(ports.map { ($0.published, $0) }, uniquingKeysWith: { first, _ in first })
+        let (stale, missing): ([Channel], [PublishedPort]) = lock.withLock {
+            var stale: [Channel] = []
+            for (number, listener) in listeners where wanted[number] != listener.port {
+                stale.append(listener.channel)
+                listeners[number] = nil
+            }
+            return (stale, wanted.values.filter { listeners[$0.published] == nil })
+        }
+        for channel in stale {
+            try? channel.close().wait()
+            logger.info("ingress port closed", metadata: ["port": "\(channel.localAddress?.port ?? 0)"])
+        }
+        for port in missing.sorted(by: { $0.published < $1.published }) {
+            do {
+                let channel = try listen(port)
+                lock.withLock { listeners[port.published] = (port, channel) }
+                logger.info("ingress port open", metadata: ["port": "\(port.published)", "service": "\(port.service)"])
+            } catch {
+                logger.warning("cannot open an ingress port", metadata: ["port": "\(port.published)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The published ports served now.
+    public var ports: [UInt16] { lock.withLock { listeners.keys.sorted() } }
+
+    /// Closes every listener (connections in flight go on until they end).
+    public func stop() { apply([]) }
+
+    private func listen(_ port: PublishedPort) throws -> Channel {
+        try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { [self] client in
+                relay(client, to: port)
+                return client.eventLoop.makeSucceededVoidFuture()
+            }
+            .bind(host: "0.0.0.0", port: Int(port.published)).wait()
+    }
+
+    /// Connects to the VIP from the sandbox, then splices the two connections.
+    private func relay(_ client: Channel, to port: PublishedPort) {
+        let sandbox = self.sandbox, logger = self.logger
+        // connect(2) inside the sandbox blocks (a socket keeps the namespace it was made in,
+        // and NIO cannot make one elsewhere), so it runs on the blocking pool.
+        NIOThreadPool.singleton.runIfActive(eventLoop: client.eventLoop) {
+            try Self.connect(to: port.virtualAddress, port: port.target, in: sandbox)
+        }.flatMap { descriptor in
+            ClientBootstrap(group: client.eventLoop)
+                .channelOption(.allowRemoteHalfClosure, value: true)
+                .withConnectedSocket(descriptor)
+        }.whenComplete { result in
+            switch result {
+            case .success(let backend):
+                let (toBackend, toClient) = GlueHandler.matchedPair()
+                do {
+                    try client.pipeline.syncOperations.addHandler(toBackend)
+                    try backend.pipeline.syncOperations.addHandler(toClient)
+                } catch {
+                    client.close(promise: nil)
+                    backend.close(promise: nil)
+                    return
+                }
+                client.read()
+                backend.read()
+            case .failure(let error):
+                logger.debug("ingress connection refused", metadata: ["port": "\(port.published)", "error": "\(error)"])
+                client.close(promise: nil)
+            }
+        }
+    }
+
+    /// A TCP socket made in `namespace` and connected to `address:port` (3 s at most), left
+    /// non-blocking for NIO.
+    private static func connect(to address: IPv4Address, port: UInt16, in namespace: NetworkNamespace) throws -> Int32 {
+        let descriptor = try namespace.run { () throws -> Int32 in
+            let made = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard made >= 0 else { throw HostNetError("socket", "ingress relay", errno: errno) }
+            return made
+        }
+        var timeout = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected = IPv4SocketAddress(address, port: port).withSockaddr { Glibc.connect(descriptor, $0, $1) }
+        guard connected == 0 else {
+            let error = HostNetError("connect", "\(address):\(port) from \(namespace.name)", errno: errno)
+            Glibc.close(descriptor)
+            throw error
+        }
+        let flags = fcntl(descriptor, F_GETFL)
+        _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
+        return descriptor
+    }
+}
