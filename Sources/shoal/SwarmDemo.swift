@@ -4,13 +4,15 @@ import HostNet
 import Lab
 
 /// The swarm tutorial on a lab, as a user types it: a manager and two workers, an overlay
-/// network, a replicated service, `service ps`, `exec … nslookup`, a request across the
-/// overlay, scale, drain, a node's daemon killed and its tasks replaced, removal, and a
-/// teardown that leaves nothing. Every step runs the real CLI against the lab's daemons.
+/// network, a replicated service with a published port, `service ps`, `exec … nslookup`, a
+/// request across the overlay and one to the service's VIP, the published port on every
+/// node, scale, drain, a node's daemon killed and its tasks replaced, removal, and a teardown
+/// that leaves nothing. Every step runs the real CLI against the lab's daemons.
 enum SwarmDemo {
     static func run(nodes: Int) async throws {
         let lab = try Lab.up(nodes: nodes)
         var failed = false
+        var nodeIDs: [String] = []
         do {
             print("== lab \(lab.name): \(nodes) node namespaces on one bridge")
             print(LabReport.describe(lab))
@@ -34,16 +36,32 @@ enum SwarmDemo {
                 }
                 return result.output
             }
-            try step(["node", "ls"])
+            nodeIDs = try step(["node", "ls"]).split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
             try step(["network", "create", "-d", "overlay", "front"])
-            try step(["service", "create", "--name", "my-web", "--replicas", "3", "--network", "front", "--", "python3", "-m", "http.server", "80"])
+            try step(["service", "create", "--name", "my-web", "--replicas", "3", "--network", "front", "--publish", "8080:80", "--",
+                      "python3", "-m", "http.server", "80"])
             try step(["service", "ls"])
             try step(["service", "ps", "my-web"])
             try step(["exec", "my-web.1", "--", "nslookup", "my-web"])
             try step(["exec", "my-web.1", "--", "nslookup", "tasks.my-web"])
-            let address = try step(["exec", "my-web.3", "--", "hostname", "-i"], show: false).trimmingCharacters(in: .whitespacesAndNewlines)
+            // The first address: a published service's task is on the ingress network too.
+            let address = try step(["exec", "my-web.3", "--", "hostname", "-i"], show: false).split(separator: " ").first
+                .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
             print("\n== from my-web.1 to my-web.3 (\(address)) across the overlay")
             try step(["exec", "my-web.1", "--", "curl", "-s", "-o", "/dev/null", "-w", "HTTP %{http_code} from \(address) in %{time_total} s\\n", "http://\(address)/"])
+            print("\n== from my-web.1 to the service's name: its VIP, balanced in the node's switch")
+            try step(["exec", "my-web.1", "--", "curl", "-s", "-o", "/dev/null", "-w", "HTTP %{http_code} from my-web (%{remote_ip})\\n", "http://my-web/"])
+            print("\n== the published port on every node (the routing mesh), from \(lab.nodes[0].name)")
+            for node in lab.nodes {
+                let result = try NamespacedProcess.run(
+                    ["curl", "-s", "-o", "/dev/null", "--max-time", "5", "-w", "%{http_code}", "http://\(node.underlayAddress):8080/"],
+                    in: lab.nodes[0].namespace, timeoutSeconds: 10)
+                print("$ curl http://\(node.underlayAddress):8080/ → HTTP \(result.output)")
+                if result.output != "200" {
+                    failed = true
+                    print("!! no answer on \(node.name)'s published port")
+                }
+            }
             try step(["service", "scale", "my-web=6"])
             try step(["node", "update", "--availability", "drain", lab.nodes[nodes - 1].name])
             try await Task.sleep(for: .seconds(3))
@@ -73,7 +91,8 @@ enum SwarmDemo {
             throw error
         }
         try lab.down()
-        let left = NetworkNamespace.all().filter { $0.contains(lab.name) || $0.hasPrefix("shoal-t-") }
+        let ingress = Set(nodeIDs.map { "shoal-ingress-\($0.prefix(12))" })
+        let left = NetworkNamespace.all().filter { $0.contains(lab.name) || $0.hasPrefix("shoal-t-") || ingress.contains($0) }
         print("\n== lab \(lab.name) torn down (daemons stopped); namespaces left: \(left.isEmpty ? "none" : left.joined(separator: ", "))")
         if !left.isEmpty { throw CLIFailure("namespaces left behind") }
         if failed { throw CLIFailure("a step of the tutorial failed (marked !! above)") }
