@@ -68,6 +68,9 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
         /// TCP segments other than a SYN for a connection the table does not know (it expired,
         /// or began before this node tracked it).
         public var untrackedDrops: UInt64 = 0
+        /// Flows removed because their client opened a direct connection to the backend from
+        /// the same port (it forgot the balanced one).
+        public var supersededFlows: UInt64 = 0
 
         /// All zero.
         public init() {}
@@ -170,6 +173,23 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
         guard let virtualAddress else { return nil }
         AddressTranslation.rewrite(.source, of: packet, to: virtualAddress, partialChecksum: partialChecksum)
         return virtualAddress
+    }
+
+    override public func sentDirectly(_ packet: IPv4Packet, network: VNI, now: UInt32) {
+        // Only a connection's first SYN: a balanced flow's replies and a direct connection's
+        // can be told apart only by which began last, as the kernel's conntrack does when a
+        // SYN reuses the tuple of a closed connection.
+        guard packet.protocol == .tcp, let ports = Self.ports(of: packet), ports.flags & Self.syn != 0, ports.flags & Self.ack == 0 else {
+            return
+        }
+        let reply = FlowKey(
+            network: network, protocol: .tcp, source: packet.destination, sourcePort: ports.destination,
+            destination: packet.source, destinationPort: ports.source)
+        state.withLock { state in
+            guard let index = state.table.find(reply), state.table.flow(index).reply == reply else { return }
+            state.table.remove(index)
+            state.statistics.supersededFlows &+= 1
+        }
     }
 
     // MARK: - Packets

@@ -119,8 +119,8 @@ public final class IngressProxy: @unchecked Sendable {
                     backend.close(promise: nil)
                     return
                 }
-                client.read()
-                backend.read()
+                // Reading starts now that both ends exist; the handlers gate it by writability.
+                client.setOption(.autoRead, value: true).whenFailure { _ in client.close(promise: nil) }
             case .failure(let error):
                 logger.debug("ingress connection refused", metadata: ["port": "\(port.published)", "error": "\(error)"])
                 client.close(promise: nil)

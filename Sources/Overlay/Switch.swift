@@ -148,6 +148,9 @@ public struct Switch {
                     return .drop(reason)
                 }
             }
+            if !balanced, backends.count > 0, backends.value(for: Self.endpointKey(network.vni, target)) != nil {
+                balancer._withUnsafeGuaranteedRef { $0.sentDirectly(packet, network: network.vni, now: now) }
+            }
             if destination & Destination.localFlag != 0 {
                 let targetPort = Int(truncatingIfNeeded: destination & 0xFFFF_FFFF)
                 // A task balanced to itself (its VIP's only backend) gets its frame back.

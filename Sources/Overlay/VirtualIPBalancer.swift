@@ -57,4 +57,9 @@ open class VirtualIPBalancer: @unchecked Sendable {
     open func reverse(_ packet: IPv4Packet, network: VNI, partialChecksum: Bool, now: UInt32) -> IPv4Address? {
         nil
     }
+
+    /// A packet from a task straight to a backend's own address (not through the VIP): a
+    /// balanced flow whose replies would look like this connection's is over (its client
+    /// reuses the port), so that the direct connection's replies are not rewritten.
+    open func sentDirectly(_ packet: IPv4Packet, network: VNI, now: UInt32) {}
 }

@@ -42,6 +42,10 @@ struct IngressRootTests {
             }
         }
         #expect(failures.isEmpty, "\(failures)")
+        // Keep-alive through the mesh: three requests on one connection (curl reuses it).
+        let url = "http://\(lab.nodes[1].underlayAddress):8080/"
+        let kept = try NamespacedProcess.run(["curl", "-s", "--max-time", "5", url, url, url], in: lab.nodes[2].namespace, timeoutSeconds: 10)
+        #expect(kept.output == String(repeating: String(task), count: 3), "\(kept.output)")
 
         // No number: the swarm picks one in 30000-32767, and it answers too.
         #expect(try shoalAt(n1, ["service", "create", "--name", "auto", "--network", "front", "-p", "80", "--",

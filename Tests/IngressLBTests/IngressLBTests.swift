@@ -366,6 +366,18 @@ enum Frames {
         try withFrame(local) { frame, packet in #expect(packet.source == Self.vip && frame.source == .derived(from: Self.vip)) }
     }
 
+    @Test func aDirectConnectionFromAPortOnceUsedForTheVIPIsNotRewritten() throws {
+        var syn = Frames.tcp(from: Self.client.address, 51000, to: Self.vip, 80, flags: .syn)
+        #expect(syn.withUnsafeMutableBytes { tables.view.fromPort(0, frame: $0, now: 1) } == .deliver(port: 1))
+        // Later the client opens a connection from the same port straight to that backend.
+        var direct = Frames.tcp(from: Self.client.address, 51000, to: Self.localBackend.address, 80, flags: .syn)
+        #expect(direct.withUnsafeMutableBytes { tables.view.fromPort(0, frame: $0, now: 2) } == .deliver(port: 1))
+        var answer = Frames.tcp(from: Self.localBackend.address, 80, to: Self.client.address, 51000, flags: [.syn, .ack])
+        #expect(answer.withUnsafeMutableBytes { tables.view.fromPort(1, frame: $0, now: 2) } == .deliver(port: 0))
+        try withFrame(answer) { _, packet in #expect(packet.source == Self.localBackend.address) }
+        #expect(tracker.statistics().supersededFlows == 1 && tracker.statistics().flows == 0)
+    }
+
     @Test func theVIPAnswersARPAndAnEngineWithoutBalancerDropsItsTraffic() throws {
         var request = [UInt8](repeating: 0, count: 42)
         request.withUnsafeMutableBytes { buffer in
