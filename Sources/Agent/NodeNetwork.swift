@@ -155,8 +155,13 @@ public actor NodeNetwork {
             logger.error("cannot make the ingress sandbox", metadata: ["error": "\(error)"])
             return
         }
+        if ingressProxy == nil {
+            do { ingressProxy = try IngressProxy(sandbox: ingressNamespace, logger: logger) } catch {
+                logger.error("cannot start the ingress proxy", metadata: ["error": "\(error)"])
+                return
+            }
+        }
         ingress = (attachment.network, address)
-        if ingressProxy == nil { ingressProxy = IngressProxy(sandbox: ingressNamespace, logger: logger) }
         // The sandbox is an endpoint like a task's: the nodes its connections reach answer it
         // through the table entry (one without a service, so in no name and no VIP).
         let id = attachment.network.id

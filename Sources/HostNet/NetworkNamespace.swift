@@ -80,6 +80,15 @@ public struct NetworkNamespace: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Moves the calling thread into this namespace for the rest of its life: every socket it
+    /// makes from now on is made here. Only for a thread the caller owns and dedicates to the
+    /// namespace (an event loop serving it); others use ``run(_:)``.
+    public func enterForGood() throws(HostNetError) {
+        let target = try openDescriptor()
+        defer { close(target) }
+        try check(shoal_setns_net(target), "enter network namespace", name)
+    }
+
     /// Runs `body` on the calling thread with the thread moved into this namespace, then
     /// moves it back. `body` must be synchronous: a suspension could resume on another thread.
     public func run<T>(_ body: () throws -> T) throws -> T {

@@ -32,23 +32,34 @@ public struct PublishedPort: Hashable, Sendable, Codable {
 /// network. The switch balances it there like any VIP connection, over the tasks that are
 /// running.
 ///
+/// The proxy's event-loop threads live inside the sandbox, so its outgoing connections are
+/// made there by NIO itself, non-blocking; the listening sockets are made in the daemon's own
+/// namespace and handed to NIO bound (a socket keeps the namespace it was made in, and so do
+/// the connections it accepts).
+///
 /// A relay, not address translation: the task sees the ingress sandbox's address as the
 /// client's (PROXY protocol v2, opt-in per port, is the way to pass the real one on; not built
 /// yet).
 public final class IngressProxy: @unchecked Sendable {
-    private let sandbox: NetworkNamespace
-    private let group: EventLoopGroup
+    private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
     /// Listeners by published port; touched under `lock` only.
     private var listeners: [UInt16: (port: PublishedPort, channel: Channel)] = [:]
     private let lock = NSLock()
 
-    /// Connections to VIPs leave from inside `sandbox`.
-    public init(sandbox: NetworkNamespace, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) {
-        self.sandbox = sandbox
-        self.group = group
+    /// Starts `threads` event loops and moves them into `sandbox`.
+    public init(sandbox: NetworkNamespace, threads: Int = 2, logger: Logger) throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         self.logger = logger
+        do {
+            for loop in group.makeIterator() { try loop.submit { try sandbox.enterForGood() }.wait() }
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw error
+        }
     }
+
+    deinit { try? group.syncShutdownGracefully() }
 
     /// Serves exactly `ports`: opens listeners for new ones, closes those no longer listed,
     /// and re-opens one whose target or VIP changed. A port that cannot be bound (another
@@ -85,67 +96,68 @@ public final class IngressProxy: @unchecked Sendable {
     public func stop() { apply([]) }
 
     private func listen(_ port: PublishedPort) throws -> Channel {
-        try ServerBootstrap(group: group)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.autoRead, value: false)
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { [self] client in
-                relay(client, to: port)
-                return client.eventLoop.makeSucceededVoidFuture()
-            }
-            .bind(host: "0.0.0.0", port: Int(port.published)).wait()
-    }
-
-    /// Connects to the VIP from the sandbox, then splices the two connections.
-    private func relay(_ client: Channel, to port: PublishedPort) {
-        let sandbox = self.sandbox, logger = self.logger
-        // connect(2) inside the sandbox blocks (a socket keeps the namespace it was made in,
-        // and NIO cannot make one elsewhere), so it runs on the blocking pool.
-        NIOThreadPool.singleton.runIfActive(eventLoop: client.eventLoop) {
-            try Self.connect(to: port.virtualAddress, port: port.target, in: sandbox)
-        }.flatMap { descriptor in
-            ClientBootstrap(group: client.eventLoop)
-                .channelOption(.allowRemoteHalfClosure, value: true)
-                .withConnectedSocket(descriptor)
-        }.whenComplete { result in
-            switch result {
-            case .success(let backend):
-                let (toBackend, toClient) = GlueHandler.matchedPair()
-                do {
-                    try client.pipeline.syncOperations.addHandler(toBackend)
-                    try backend.pipeline.syncOperations.addHandler(toClient)
-                } catch {
-                    client.close(promise: nil)
-                    backend.close(promise: nil)
-                    return
+        let descriptor = try Self.boundSocket(port: port.published)
+        do {
+            return try ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 4096)
+                .childChannelOption(.autoRead, value: false)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelInitializer { [self] client in
+                    relay(client, to: port)
+                    return client.eventLoop.makeSucceededVoidFuture()
                 }
-                // Reading starts now that both ends exist; the handlers gate it by writability.
-                client.setOption(.autoRead, value: true).whenFailure { _ in client.close(promise: nil) }
-            case .failure(let error):
-                logger.debug("ingress connection refused", metadata: ["port": "\(port.published)", "error": "\(error)"])
-                client.close(promise: nil)
-            }
-        }
-    }
-
-    /// A TCP socket made in `namespace` and connected to `address:port` (3 s at most), left
-    /// non-blocking for NIO.
-    private static func connect(to address: IPv4Address, port: UInt16, in namespace: NetworkNamespace) throws -> Int32 {
-        let descriptor = try namespace.run { () throws -> Int32 in
-            let made = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard made >= 0 else { throw HostNetError("socket", "ingress relay", errno: errno) }
-            return made
-        }
-        var timeout = timeval(tv_sec: 3, tv_usec: 0)
-        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let connected = IPv4SocketAddress(address, port: port).withSockaddr { Glibc.connect(descriptor, $0, $1) }
-        guard connected == 0 else {
-            let error = HostNetError("connect", "\(address):\(port) from \(namespace.name)", errno: errno)
+                .withBoundSocket(descriptor).wait()
+        } catch {
             Glibc.close(descriptor)
             throw error
         }
-        let flags = fcntl(descriptor, F_GETFL)
-        _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    /// A TCP socket bound to 0.0.0.0:`port` in the calling thread's (the daemon's) namespace.
+    private static func boundSocket(port: UInt16) throws -> Int32 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard descriptor >= 0 else { throw HostNetError("socket", "ingress port \(port)", errno: errno) }
+        var yes: Int32 = 1
+        setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        let bound = IPv4SocketAddress(IPv4Address(0, 0, 0, 0), port: port).withSockaddr { bind(descriptor, $0, $1) }
+        guard bound == 0 else {
+            let error = HostNetError("bind", "0.0.0.0:\(port)", errno: errno)
+            Glibc.close(descriptor)
+            throw error
+        }
         return descriptor
+    }
+
+    /// Connects to the VIP (from the sandbox: this loop's thread lives there), then splices
+    /// the two connections.
+    private func relay(_ client: Channel, to port: PublishedPort) {
+        let logger = self.logger
+        guard let target = try? SocketAddress(ipAddress: "\(port.virtualAddress)", port: Int(port.target)) else {
+            client.close(promise: nil)
+            return
+        }
+        ClientBootstrap(group: client.eventLoop)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .connectTimeout(.seconds(3))
+            .connect(to: target)
+            .whenComplete { result in
+                switch result {
+                case .success(let backend):
+                    let (toBackend, toClient) = GlueHandler.matchedPair()
+                    do {
+                        try client.pipeline.syncOperations.addHandler(toBackend)
+                        try backend.pipeline.syncOperations.addHandler(toClient)
+                    } catch {
+                        client.close(promise: nil)
+                        backend.close(promise: nil)
+                        return
+                    }
+                    // Reading starts now that both ends exist; the handlers gate it by writability.
+                    client.setOption(.autoRead, value: true).whenFailure { _ in client.close(promise: nil) }
+                case .failure(let error):
+                    logger.debug("ingress connection refused", metadata: ["port": "\(port.published)", "error": "\(error)"])
+                    client.close(promise: nil)
+                }
+            }
     }
 }
