@@ -54,7 +54,7 @@ let package = Package(
         .target(
             name: "HostNet",
             dependencies: [
-                "CShoal", "CLibMnl", "CLibPcap", "Wire",
+                "CShoal", "CLibMnl", "CLibPcap", "DurableFiles", "Wire",
                 .product(name: "Logging", package: "swift-log"),
             ]),
         .target(

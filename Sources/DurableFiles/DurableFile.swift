@@ -167,30 +167,34 @@ public enum DurableFile {
     }
 }
 
-/// A durable-file operation that failed: the call, the path, the errno (0 when the failure
-/// came without one) and any detail a library gave.
-public struct DurableFileError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// What was attempted, e.g. `fdatasync`.
+/// A failed system call: what was attempted, on which object (a path, an interface, a
+/// namespace), and the errno the kernel (or a library's message) gave back. One type for the
+/// file primitives here and HostNet's host operations, which name it `HostNetError`.
+public struct SystemCallError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// What was attempted, e.g. `fdatasync` or `create veth`.
     public let operation: String
-    /// The path it was attempted on.
-    public let path: String
-    /// The errno, or 0.
+    /// What it was attempted on, e.g. a path or `veth0 in shoal-ab12-n1`.
+    public let object: String
+    /// The errno, or 0 when the failure did not come with one.
     public let errno: Int32
-    /// Extra text, if any.
+    /// Extra text from a library (libpcap's error buffer), if any.
     public let detail: String
 
-    /// An error for `operation` on `path`.
-    public init(_ operation: String, _ path: String, errno: Int32, detail: String = "") {
+    /// An error for `operation` on `object`.
+    public init(_ operation: String, _ object: String, errno: Int32, detail: String = "") {
         self.operation = operation
-        self.path = path
+        self.object = object
         self.errno = errno
         self.detail = detail
     }
 
     public var description: String {
-        var text = "\(operation) \(path): "
+        var text = "\(operation) \(object): "
         if errno != 0 { text += String(cString: strerror(errno)) + " (errno \(errno))" }
         if !detail.isEmpty { text += (errno != 0 ? ": " : "") + detail }
         return text
     }
 }
+
+/// A failed file primitive; its `object` is the path.
+public typealias DurableFileError = SystemCallError

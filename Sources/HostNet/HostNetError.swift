@@ -1,31 +1,9 @@
+import DurableFiles
 import Glibc
 
 /// A failed host operation: what was attempted, on which object, and the errno the kernel (or
-/// libpcap's message) gave back.
-public struct HostNetError: Error, CustomStringConvertible, Equatable, Sendable {
-    /// What was attempted, e.g. `create veth`.
-    public let operation: String
-    /// The object it was attempted on, e.g. `veth0 in shoal-ab12-n1`.
-    public let object: String
-    /// The errno, or 0 when the failure did not come with one.
-    public let errno: Int32
-    /// Extra text from a library (libpcap's error buffer), if any.
-    public let detail: String
-
-    public init(_ operation: String, _ object: String, errno: Int32, detail: String = "") {
-        self.operation = operation
-        self.object = object
-        self.errno = errno
-        self.detail = detail
-    }
-
-    public var description: String {
-        var text = "\(operation) \(object): "
-        if errno != 0 { text += String(cString: strerror(errno)) + " (errno \(errno))" }
-        if !detail.isEmpty { text += (errno != 0 ? ": " : "") + detail }
-        return text
-    }
-}
+/// libpcap's message) gave back — the same type as the file primitives' errors.
+public typealias HostNetError = SystemCallError
 
 /// Turns a C shim's `-errno` return convention into a thrown ``HostNetError``.
 @discardableResult

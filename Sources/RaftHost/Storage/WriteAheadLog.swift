@@ -323,7 +323,7 @@ private func hex(_ value: UInt64) -> String {
 private enum Files {
     static func convert<T>(_ body: () throws(DurableFileError) -> T) throws(StorageError) -> T {
         do throws(DurableFileError) { return try body() } catch {
-            throw .system(operation: error.operation, path: error.path, errno: error.errno)
+            throw .system(operation: error.operation, path: error.object, errno: error.errno)
         }
     }
     static func open(_ path: String, flags: Int32) throws(StorageError) -> Int32 {
