@@ -40,6 +40,15 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
             self.datagramTimeout = datagramTimeout
         }
 
+        /// Whether `flow` is still within its idle timeout at `now`. The two packet threads read
+        /// the clock once per batch each, so a flow may have been touched by the other thread
+        /// a second "later" than `now`: a negative age is live, not a wrapped-around huge one.
+        @inline(__always)
+        func isLive(_ flow: Flow, now: UInt32) -> Bool {
+            let age = Int32(bitPattern: now &- flow.lastSeen)
+            return age <= 0 || UInt32(age) <= timeout(flow.state)
+        }
+
         /// How long a flow in `state` may stay idle.
         @inline(__always)
         func timeout(_ state: FlowState) -> UInt32 {
@@ -114,7 +123,7 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
         let decision: BalanceDecision = state.withLock { state in
             if let index = state.table.find(key) {
                 let flow = state.table.flow(index)
-                if flow.forward == key, now &- flow.lastSeen <= configuration.timeout(flow.state) {
+                if flow.forward == key, configuration.isLive(flow, now: now) {
                     state.table.touch(index, now: now, state: Self.next(flow.state, after: ports.flags, fromClient: true))
                     state.statistics.balancedFrames &+= 1
                     return .backend(flow.backend)
@@ -130,9 +139,7 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
                 state.statistics.untrackedDrops &+= 1
                 return .drop(.untrackedFlow)
             }
-            state.statistics.expiredFlows &+= UInt64(state.table.reap(limit: 8) { flow in
-                now &- flow.lastSeen > configuration.timeout(flow.state)
-            })
+            state.statistics.expiredFlows &+= UInt64(state.table.reap(limit: 8) { !configuration.isLive($0, now: now) })
             let chosen = state.rotation.pick(
                 from: service.backends, forService: UInt64(network.rawValue) << 32 | UInt64(service.address.rawValue),
                 avoiding: client)
@@ -165,7 +172,7 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
             let flow = state.table.flow(index)
             // Only the reply direction: a backend that is itself a client of its own VIP sends
             // its requests through `balance`.
-            guard flow.reply == key, now &- flow.lastSeen <= configuration.timeout(flow.state) else { return nil }
+            guard flow.reply == key, configuration.isLive(flow, now: now) else { return nil }
             state.table.touch(index, now: now, state: Self.next(flow.state, after: ports.flags, fromClient: false))
             state.statistics.reversedFrames &+= 1
             return flow.virtualAddress

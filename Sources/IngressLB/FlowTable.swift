@@ -15,6 +15,9 @@ struct FlowKey: Equatable {
             | UInt64(destinationPort)
     }
 
+    /// The destination address of the key.
+    var destinationAddress: IPv4Address { IPv4Address(rawValue: UInt32(truncatingIfNeeded: addresses)) }
+
     /// The key of the same connection seen from the other end.
     var reversed: FlowKey {
         var key = self
@@ -83,6 +86,12 @@ struct FlowTable: ~Copyable, @unchecked Sendable {
         precondition(capacity > 0 && capacity < Int(Int32.max) / 4, "flow table capacity out of range")
         self.capacity = capacity
         flows = .allocate(capacity: capacity)
+        let unused = FlowKey(network: VNI(1)!, protocol: .tcp, source: IPv4Address(rawValue: 0), sourcePort: 0,
+                             destination: IPv4Address(rawValue: 0), destinationPort: 0)
+        flows.initialize(
+            repeating: Flow(forward: unused, reply: unused, virtualAddress: unused.destinationAddress, backend: unused.destinationAddress,
+                            lastSeen: 0, state: .opening),
+            count: capacity)
         free = .allocate(capacity: capacity)
         for index in 0..<capacity { free[index] = Int32(capacity - 1 - index) }
         freeCount = capacity
@@ -118,7 +127,8 @@ struct FlowTable: ~Copyable, @unchecked Sendable {
 
     @inline(__always)
     func touch(_ index: Int, now: UInt32, state: FlowState) {
-        flows[index].lastSeen = now
+        // Never backwards: the other packet thread may have stored a later second.
+        flows[index].lastSeen = max(flows[index].lastSeen, now)
         flows[index].state = state
     }
 

@@ -59,7 +59,8 @@ public final class IngressProxy: @unchecked Sendable {
         }
     }
 
-    deinit { try? group.syncShutdownGracefully() }
+    // Not the blocking shutdown: the last reference may go on one of the group's own loops.
+    deinit { group.shutdownGracefully { _ in } }
 
     /// Serves exactly `ports`: opens listeners for new ones, closes those no longer listed,
     /// and re-opens one whose target or VIP changed. A port that cannot be bound (another
@@ -97,19 +98,18 @@ public final class IngressProxy: @unchecked Sendable {
 
     private func listen(_ port: PublishedPort) throws -> Channel {
         let descriptor = try Self.boundSocket(port: port.published)
+        // From here NIO owns the descriptor and closes it on any failure.
         do {
             return try ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 4096)
                 .childChannelOption(.autoRead, value: false)
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
-                .childChannelInitializer { [self] client in
+                .childChannelInitializer { [weak self] client in
+                    guard let self else { return client.close() }
                     relay(client, to: port)
                     return client.eventLoop.makeSucceededVoidFuture()
                 }
                 .withBoundSocket(descriptor).wait()
-        } catch {
-            Glibc.close(descriptor)
-            throw error
         }
     }
 

@@ -34,7 +34,7 @@ struct DaemonCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...16_000_000).contains(conntrackMax) else { throw ValidationError("--conntrack-max must be 1 to 16000000, not \(conntrackMax)") }
-        guard let seconds = DurationText.seconds(conntrackTcpTimeoutEstablished), seconds >= 1, seconds < Double(UInt32.max) else {
+        guard let seconds = DurationText.seconds(conntrackTcpTimeoutEstablished), seconds >= 1, seconds < Double(Int32.max) else {
             throw ValidationError("--conntrack-tcp-timeout-established \(conntrackTcpTimeoutEstablished): not a duration of 1s or more (e.g. 5s, 24h)")
         }
     }

@@ -228,6 +228,19 @@ enum Frames {
         #expect(try balance(patient, &dayLater, now: 100 + 4 * 24 * 3600) == .backend(chosen))
     }
 
+    @Test func aFlowTouchedASecondLaterByTheOtherThreadStaysLive() throws {
+        // The wire thread read the clock at 101, the ports thread's batch still says 100.
+        let tracker = ConnectionTracker(configuration: .init(establishedTimeout: 5))
+        var syn = Frames.tcp(from: client, 44000, to: vip, 80, flags: .syn)
+        guard case .backend(let backend) = try balance(tracker, &syn, now: 100) else { Issue.record("dropped"); return }
+        var answer = Frames.tcp(from: backend, 80, to: client, 44000, flags: [.syn, .ack])
+        #expect(try reverse(tracker, &answer, now: 101) == vip)
+        var data = Frames.tcp(from: client, 44000, to: vip, 80, flags: .ack)
+        #expect(try balance(tracker, &data, now: 100) == .backend(backend))
+        var more = Frames.tcp(from: backend, 80, to: client, 44000, flags: .ack)
+        #expect(try reverse(tracker, &more, now: 100) == vip)
+    }
+
     @Test func expiredFlowsAreReapedAsNewOnesArrive() throws {
         let tracker = ConnectionTracker(configuration: .init(capacity: 64, datagramTimeout: 2))
         for port in UInt16(1)...64 {
