@@ -214,6 +214,6 @@ let package = Package(
                 "ControlPlane", "ClusterAPI", "Raft", "RaftHost", "RaftSimulation", "StoreSimulation", "Wire",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"), .product(name: "NIOPosix", package: "swift-nio"),
             ]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "ClusterAPI"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "ClusterAPI", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
     ]
 )

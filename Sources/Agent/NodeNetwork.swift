@@ -30,6 +30,13 @@ struct EndpointEntry: Codable, Equatable {
     var aliases: [String]
     /// On the ingress network: the service's ports published through the routing mesh.
     var published: [PublishedEntry]?
+    /// False while the task is not in its service's rotation — starting and not yet healthy,
+    /// or draining before its stop signal: it stays reachable at its address (its open
+    /// connections go on) but is in no name and behind no VIP. Absent means serving.
+    var serving: Bool?
+
+    /// Whether the task is in its service's names and VIP backends.
+    var isServing: Bool { serving ?? true }
 
     /// One ingress-mode port of the service (published on every node, to `target` in tasks).
     struct PublishedEntry: Codable, Equatable {
@@ -202,15 +209,21 @@ public actor NodeNetwork {
             let listener = try dns.listen(on: IPv4Address(127, 0, 0, 11), port: 53, namespace: NetworkNamespace(named: namespace), sandbox: namespace)
             locals[task.id]?.listener = listener
         } catch {
-            detach(task.id)
+            if let listener = locals.removeValue(forKey: task.id)?.listener { dns.close(listener) }
+            refresh()
             throw error
         }
     }
 
-    /// Puts the running task's endpoints in the gossip tables: it enters DNS everywhere.
-    func publish(_ taskID: String) async {
+    /// Puts the running task's endpoints in the gossip tables: its address is reachable from
+    /// every node and, when `serving`, it is in its service's names and VIP backends.
+    func publish(_ taskID: String, serving: Bool = true) async {
         guard let local = locals[taskID] else { return }
-        let entries = endpointEntries(local.task)
+        let entries = endpointEntries(local.task).map { network, entry in
+            var entry = entry
+            if !serving { entry.serving = false }
+            return (network, entry)
+        }
         do {
             try await gossip.run { engine, now in
                 for (network, entry) in entries {
@@ -224,23 +237,24 @@ public actor NodeNetwork {
         refresh()
     }
 
-    /// Takes the task's endpoints out of the tables: it leaves DNS everywhere (before it stops).
+    /// Takes the task out of its service's rotation everywhere (before it stops, or when it
+    /// turned unhealthy): no name and no VIP leads to it any more, while the connections it
+    /// has go on until its process ends.
     func withdraw(_ taskID: String) async {
-        guard let local = locals[taskID] else { return }
+        await publish(taskID, serving: false)
+    }
+
+    /// Removes the task's table entries, interfaces and DNS listener (its process has ended).
+    func detach(_ taskID: String) async {
+        guard let local = locals.removeValue(forKey: taskID) else { return }
         let networks = local.task.networks.map(\.network.id)
         _ = try? await gossip.run { engine, now in
             for network in networks where engine.joinedNetworks.contains(network) {
                 try? engine.delete(EntryKey(network: network, table: EndpointEntry.table, key: taskID), now: now)
             }
         }.get()
-        refresh()
-    }
-
-    /// Removes the task's interfaces and DNS listener (its process has ended).
-    func detach(_ taskID: String) {
-        guard let local = locals.removeValue(forKey: taskID) else { return }
         if let listener = local.listener { dns.close(listener) }
-        do { try apply() } catch { logger.warning("cannot update the overlay", metadata: ["error": "\(error)"]) }
+        refresh()
     }
 
     private func endpointEntries(_ task: Shoal_Api_Task) -> [(String, EndpointEntry)] {
@@ -306,7 +320,7 @@ public actor NodeNetwork {
                 topology.remoteEndpoints.append(RemoteEndpoint(network: id, address: entry.address, vtep: entry.vtep))
             }
             var services: [String: ServiceRecord] = [:]
-            for entry in entries.sorted(by: { ($0.slot, $0.task) < ($1.slot, $1.task) }) where !entry.service.isEmpty {
+            for entry in entries.sorted(by: { ($0.slot, $0.task) < ($1.slot, $1.task) }) where !entry.service.isEmpty && entry.isServing {
                 var record = services[entry.service] ?? ServiceRecord(name: entry.serviceName, mode: entry.dnsrr ? .dnsrr : .vip, vip: entry.vip)
                 record.tasks.append(TaskRecord(slot: Int(entry.slot), id: entry.task, address: entry.address))
                 services[entry.service] = record
@@ -317,7 +331,7 @@ public actor NodeNetwork {
                 virtualServices.append(VirtualService(network: id, address: vip, backends: record.tasks.map(\.address)))
             }
             if network.spec.ingress {
-                for entry in entries.sorted(by: { $0.task < $1.task }) {
+                for entry in entries.sorted(by: { $0.task < $1.task }) where entry.isServing {
                     guard let vip = entry.vip else { continue }
                     for port in entry.published ?? [] where !published.contains(where: { $0.published == port.published }) {
                         published.append(PublishedPort(published: port.published, target: port.target, virtualAddress: vip, service: entry.serviceName))

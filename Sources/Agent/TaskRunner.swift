@@ -27,6 +27,8 @@ final class TaskRunner: @unchecked Sendable {
     private var record: SandboxRecord
     private var process: SandboxedProcess?
     private var stopping = false
+    /// Why the task failed though its process did not (it turned unhealthy), once known.
+    private var failure: String?
 
     /// Where a task's files live: `tasks/ID` in the agent's directory.
     init(task: Shoal_Api_Task, directory: String) {
@@ -98,7 +100,12 @@ final class TaskRunner: @unchecked Sendable {
             return TaskOutcome(state: .failed, message: "failed", error: "task: never started", exitCode: -1)
         }
         let exit = await process.waitForExit()
-        let stopped = lock.withLock { stopping }
+        let (stopped, failure) = lock.withLock { (stopping, self.failure) }
+        let code: Int32 = switch exit {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+        if let failure { return TaskOutcome(state: .failed, message: "failed", error: failure, exitCode: code) }
         switch exit {
         case .exited(0):
             return TaskOutcome(state: stopped ? .shutdown : .complete, message: stopped ? "shutdown" : "finished", error: "", exitCode: 0)
@@ -117,10 +124,12 @@ final class TaskRunner: @unchecked Sendable {
     }
 
     /// Asks the process to stop: SIGTERM (or the spec's stop signal), then SIGKILL after the
-    /// grace period (the spec's, 10 s by default). Returns at once; `waitForExit` ends.
-    func stop() {
+    /// grace period (the spec's, 10 s by default). Returns at once; `waitForExit` ends, with
+    /// the task FAILED and `failure` as its error when one is given.
+    func stop(failing failure: String? = nil) {
         let process: SandboxedProcess? = lock.withLock {
             stopping = true
+            if self.failure == nil { self.failure = failure }
             return self.process
         }
         guard let process else { return }
@@ -132,6 +141,26 @@ final class TaskRunner: @unchecked Sendable {
             while identity.isAlive && Date() < deadline { usleep(20_000) }
             if identity.isAlive { kill(identity.pid, SIGKILL) }
         }
+    }
+
+    /// Runs `command` in the task's namespaces (network, mount, UTS) with nsenter, with the
+    /// task's environment and then `environment`, to completion or until `timeoutSeconds`
+    /// (killed then). On a thread of its own: the command may run for seconds, and a
+    /// cooperative thread (two on this kind of machine) must not wait that long.
+    func execute(_ command: [String], environment: [String] = [], timeoutSeconds: Double) async throws(HostNetError) -> NamespacedProcess.Result {
+        let pid = processID
+        guard pid > 0 else { throw HostNetError("exec", task.id, errno: ESRCH) }
+        let argv = ["nsenter", "--target", "\(pid)", "--net", "--mount", "--uts", "--", "env"] + task.spec.process.env + environment + command
+        let result: Result<NamespacedProcess.Result, HostNetError> = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                do throws(HostNetError) {
+                    continuation.resume(returning: .success(try NamespacedProcess.run(argv, timeoutSeconds: timeoutSeconds)))
+                } catch {
+                    continuation.resume(returning: .failure(error))
+                }
+            }
+        }
+        return try result.get()
     }
 
     /// Keeps each output file under `limit` bytes: a file past it becomes `.1` (replacing the

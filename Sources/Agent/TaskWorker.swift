@@ -132,8 +132,17 @@ public actor TaskWorker {
                 self.finished(task.id)
                 return
             }
-            self.report(task.id, .running, message: "started", pid: runner.processID)
-            await network?.publish(task.id)
+            // With a health check the task is STARTING, reachable but in no name and behind no
+            // VIP, until a check passes; without one it is RUNNING and serving at once.
+            let check = HealthCheck(task.spec.process.healthcheck)
+            if check == nil {
+                self.report(task.id, .running, message: "started", pid: runner.processID)
+                await network?.publish(task.id)
+            } else {
+                self.report(task.id, .starting, message: "starting", pid: runner.processID)
+                await network?.publish(task.id, serving: false)
+            }
+            let monitoring = check.map { check in Task { await self.monitorHealth(of: runner, check) } }
             let capping = Task.detached {
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .seconds(2))
@@ -142,7 +151,7 @@ public actor TaskWorker {
             }
             let outcome = await runner.waitForExit()
             capping.cancel()
-            await network?.withdraw(task.id)
+            monitoring?.cancel()
             await network?.detach(task.id)
             runner.removeSandbox()
             self.report(task.id, outcome.state, message: outcome.message, error: outcome.error, exitCode: outcome.exitCode)
@@ -267,14 +276,66 @@ public actor TaskWorker {
     }
 
     /// Stops a task the way swarm does: out of DNS and the load balancer first, then after
-    /// the drain delay its stop signal (and SIGKILL after its grace period). Once only.
-    private func stop(_ runner: TaskRunner) {
+    /// the drain delay its stop signal (and SIGKILL after its grace period). Once only. With
+    /// `failure`, the task ends FAILED with it as its error (it turned unhealthy).
+    private func stop(_ runner: TaskRunner, failing failure: String? = nil) {
         guard stopping.insert(runner.task.id).inserted else { return }
         let network = self.network
         Task {
             await network?.withdraw(runner.task.id)
             if network != nil { try? await Task.sleep(for: Self.drainDelay) }
-            runner.stop()
+            runner.stop(failing: failure)
+        }
+    }
+
+    /// Runs the task's health check until it ends: the first check that passes puts it in its
+    /// service's rotation (RUNNING); `retries` failures in a row take it out and fail it, and
+    /// its orchestrator replaces it.
+    private func monitorHealth(of runner: TaskRunner, _ check: HealthCheck) async {
+        let id = runner.task.id
+        let started = ContinuousClock.now
+        var health = HealthState()
+        let timeout = Double(check.timeout.components.seconds) + Double(check.timeout.components.attoseconds) / 1e18
+        while !Task.isCancelled {
+            try? await Task.sleep(for: check.interval)
+            guard !Task.isCancelled, !stopping.contains(id) else { return }
+            var summary = "no output"
+            var passed = false
+            do {
+                let result = try await runner.execute(check.command, timeoutSeconds: timeout)
+                passed = result.status == 0 && !result.timedOut
+                let output = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+                summary = result.timedOut ? "timed out after \(check.timeout)" : "exit \(result.status)\(output.isEmpty ? "" : ": " + output.prefix(200))"
+            } catch {
+                summary = "\(error)"
+            }
+            guard !Task.isCancelled, !stopping.contains(id) else { return }
+            let before = health.status
+            switch health.record(passed: passed, elapsed: ContinuousClock.now - started, of: check) {
+            case .healthy where before == .starting:
+                report(id, .running, message: "started", pid: runner.processID)
+                await network?.publish(id)
+            case .unhealthy:
+                logger.info("task unhealthy", metadata: ["task": "\(id)", "check": "\(summary)"])
+                stop(runner, failing: "task: unhealthy: \(check.retries) health checks failed in a row (last: \(summary))")
+                return
+            default:
+                break
+            }
+        }
+    }
+
+    /// Runs `command` in the sandbox of the local task `taskID` (`shoal exec`), to completion.
+    public func execute(
+        in taskID: String, command: [String], environment: [String]
+    ) async throws(APIError) -> NamespacedProcess.Result {
+        guard let (runner, _) = runners[taskID], !stopping.contains(taskID), runner.processID > 0 else {
+            throw APIError(.notFound, "task \(taskID.prefix(12)) does not run on this node (any more)", objectID: taskID)
+        }
+        do {
+            return try await runner.execute(command, environment: environment, timeoutSeconds: 3600)
+        } catch {
+            throw APIError(.unavailable, "cannot run the command in the task's sandbox: \(error)")
         }
     }
 

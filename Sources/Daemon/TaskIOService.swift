@@ -188,25 +188,13 @@ extension Daemon {
         }
     }
 
-    /// Runs `command` in the local task's namespaces (network, mount, UTS) with nsenter, to
-    /// completion; its output, then its exit status.
+    /// Runs `command` in the local task's sandbox, to completion; its output, then its exit status.
     func execLocally(_ taskID: String, command: [String], environment: [String]) async throws(APIError) -> [Shoal_Api_ExecResponse] {
-        guard let pid = await worker.processID(of: taskID) else {
-            throw APIError(.notFound, "task \(taskID.prefix(12)) does not run on this node (any more)", objectID: taskID)
-        }
-        let argv = ["nsenter", "--target", "\(pid)", "--net", "--mount", "--uts", "--"]
-            + (environment.isEmpty ? [] : ["env"] + environment) + command
-        let result = await Task.detached { () -> Result<NamespacedProcess.Result, HostNetError> in
-            do throws(HostNetError) { return .success(try NamespacedProcess.run(argv, timeoutSeconds: 3600)) } catch { return .failure(error) }
-        }.value
-        switch result {
-        case .failure(let error): throw APIError(.unavailable, "cannot run the command in the task's sandbox: \(error)")
-        case .success(let finished):
-            var output = Shoal_Api_ExecResponse()
-            output.stdout = Data(finished.output.utf8)
-            var exit = Shoal_Api_ExecResponse()
-            exit.exitCode = finished.status
-            return finished.output.isEmpty ? [exit] : [output, exit]
-        }
+        let finished = try await worker.execute(in: taskID, command: command, environment: environment)
+        var output = Shoal_Api_ExecResponse()
+        output.stdout = Data(finished.output.utf8)
+        var exit = Shoal_Api_ExecResponse()
+        exit.exitCode = finished.status
+        return finished.output.isEmpty ? [exit] : [output, exit]
     }
 }

@@ -123,7 +123,9 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
         let decision: BalanceDecision = state.withLock { state in
             if let index = state.table.find(key) {
                 let flow = state.table.flow(index)
-                if flow.forward == key, configuration.isLive(flow, now: now) {
+                if flow.forward == key, configuration.isLive(flow, now: now),
+                    !Self.opensAnew(flow, flags: ports.flags, protocol: packet.protocol, backends: service.backends)
+                {
                     state.table.touch(index, now: now, state: Self.next(flow.state, after: ports.flags, fromClient: true))
                     state.statistics.balancedFrames &+= 1
                     return .backend(flow.backend)
@@ -220,12 +222,24 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
         }
     }
 
+    /// Whether a packet on a known flow starts a new one instead: a client's SYN that reuses
+    /// the ports of a closed connection, or a SYN or datagram whose flow's backend has left
+    /// the service (stopping or unhealthy). A departed backend keeps its established TCP
+    /// connections until they end, and gets no new one. The backend scan (backends are few
+    /// and sorted) is paid only by SYNs and datagrams, never by a connection's data.
+    @inline(__always)
+    private static func opensAnew(_ flow: Flow, flags: UInt8, protocol: IPProtocol, backends: UnsafeBufferPointer<IPv4Address>) -> Bool {
+        if `protocol` == .tcp {
+            guard flags & syn != 0, flags & ack == 0 else { return false }
+            if flow.state == .closing || flow.state == .reset { return true }
+        }
+        return !backends.contains(flow.backend)
+    }
+
     /// The state after a segment with `flags` (UDP flows stay datagrams).
     @inline(__always)
     private static func next(_ state: FlowState, after flags: UInt8, fromClient: Bool) -> FlowState {
         if state == .datagram { return .datagram }
-        // A client reusing the ports of a closed connection opens a new one (to the same backend).
-        if fromClient, flags & syn != 0, flags & ack == 0, state == .closing || state == .reset { return .opening }
         if flags & rst != 0 { return .reset }
         if flags & fin != 0 || state == .closing { return state == .reset ? .reset : .closing }
         if state == .opening, !fromClient, flags & ack != 0 { return .established }

@@ -96,10 +96,41 @@ struct ServiceCommand: AsyncParsableCommand {
         var hostname: String?
         @Option(help: "Time between SIGTERM and SIGKILL, e.g. 10s.")
         var stopGracePeriod = "10s"
+        @Option(help: "A command run in the task's sandbox to check its health (with /bin/sh -c); exit 0 is healthy.")
+        var healthCmd: String?
+        @Option(help: "Time between health checks, e.g. 30s.")
+        var healthInterval: String?
+        @Option(help: "A health check running longer than this fails, e.g. 30s.")
+        var healthTimeout: String?
+        @Option(help: "Failed health checks in a row that make a task unhealthy (default 3).")
+        var healthRetries: Int32?
+        @Option(help: "Time after start during which failed health checks do not count, e.g. 10s.")
+        var healthStartPeriod: String?
+        @Flag(help: "Disable any health check.")
+        var noHealthcheck = false
         @Flag(name: .shortAndLong, help: "Return at once instead of waiting for the tasks to run.")
         var detach = false
         @Argument(parsing: .captureForPassthrough, help: "-- COMMAND ARGS…")
         var command: [String] = []
+
+        /// The health check the flags ask for, as docker builds it (`CMD-SHELL` with the command).
+        func healthCheck() throws -> Shoal_Api_HealthConfig {
+            var check = Shoal_Api_HealthConfig()
+            let tuned = healthInterval != nil || healthTimeout != nil || healthRetries != nil || healthStartPeriod != nil
+            if noHealthcheck {
+                guard healthCmd == nil, !tuned else { throw CLIFailure("--no-healthcheck conflicts with the --health-* options") }
+                check.test = ["NONE"]
+                return check
+            }
+            if let healthCmd { check.test = ["CMD-SHELL", healthCmd] } else if tuned {
+                throw CLIFailure("the --health-* options need --health-cmd")
+            }
+            if let healthInterval { check.interval = try durationFlag("--health-interval", healthInterval) }
+            if let healthTimeout { check.timeout = try durationFlag("--health-timeout", healthTimeout) }
+            if let healthRetries { check.retries = healthRetries }
+            if let healthStartPeriod { check.startPeriod = try durationFlag("--health-start-period", healthStartPeriod) }
+            return check
+        }
 
         func run() async throws {
             try await reportingFailures {
@@ -113,6 +144,8 @@ struct ServiceCommand: AsyncParsableCommand {
                 spec.task.process.env = env
                 spec.task.process.hostname = hostname ?? ""
                 spec.task.process.stopGracePeriod = try durationFlag("--stop-grace-period", stopGracePeriod)
+                let check = try healthCheck()
+                if !check.test.isEmpty { spec.task.process.healthcheck = check }
                 switch mode {
                 case "replicated": spec.replicated.replicas = try replicaCount(replicas ?? "1")
                 case "global":

@@ -1,5 +1,6 @@
 import ClusterAPI
 import Foundation
+import SwiftProtobuf
 
 /// How `service ls`, `service inspect --pretty` write a service, in docker's words.
 enum ServiceText {
@@ -46,6 +47,20 @@ enum ServiceText {
         lines += ["ContainerSpec:", " Command:\t\(image(spec.task))"]
         if !spec.task.process.env.isEmpty { lines.append(" Env:\t\t\(spec.task.process.env.joined(separator: " "))") }
         if !spec.task.process.hostname.isEmpty { lines.append(" Hostname:\t\(spec.task.process.hostname)") }
+        let health = spec.task.process.healthcheck
+        if let kind = health.test.first {
+            lines.append("Healthcheck:")
+            lines.append(" Test:\t\t[\(health.test.map { "\"\($0)\"" }.joined(separator: " "))]")
+            if kind != "NONE" {
+                let seconds = { (duration: Google_Protobuf_Duration, present: Bool, fallback: Double) in
+                    DurationWords.of(present ? duration.timeInterval : fallback)
+                }
+                lines.append(" Interval:\t\(seconds(health.interval, health.hasInterval, 30))")
+                lines.append(" Timeout:\t\(seconds(health.timeout, health.hasTimeout, 30))")
+                lines.append(" Retries:\t\(health.retries > 0 ? health.retries : 3)")
+                lines.append(" Start Period:\t\(seconds(health.startPeriod, health.hasStartPeriod, 0))")
+            }
+        }
         let resources = spec.task.resources
         if resources.hasLimits || resources.hasReservations {
             lines.append("Resources:")

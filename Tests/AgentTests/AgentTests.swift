@@ -1,5 +1,6 @@
 import ClusterAPI
 import Foundation
+import SwiftProtobuf
 import Testing
 
 @testable import Agent
@@ -35,5 +36,47 @@ import Testing
             runner.capLogs(limit: 10_000)  // Under the cap: left alone.
             #expect(try String(contentsOfFile: runner.outputFile, encoding: .utf8) == "after\npartial")
         }
+    }
+}
+
+/// The health verdicts, with docker's rules: start period, retries in a row, defaults.
+@Suite struct HealthCheckTests {
+    func check(_ test: [String], interval: Double? = nil, retries: Int32 = 0, startPeriod: Double? = nil) -> HealthCheck? {
+        var config = Shoal_Api_HealthConfig()
+        config.test = test
+        if let interval { config.interval = .init(timeInterval: interval) }
+        if let startPeriod { config.startPeriod = .init(timeInterval: startPeriod) }
+        config.retries = retries
+        return HealthCheck(config)
+    }
+
+    @Test func aSpecWithoutATestOrWithNONEChecksNothing() {
+        #expect(check([]) == nil && check(["NONE"]) == nil && check(["CMD"]) == nil)
+        let shell = check(["CMD-SHELL", "curl -f http://localhost/"])
+        #expect(shell?.command == ["/bin/sh", "-c", "curl -f http://localhost/"])
+        #expect(shell?.interval == .seconds(30) && shell?.timeout == .seconds(30) && shell?.retries == 3 && shell?.startPeriod == .zero)
+        #expect(check(["CMD", "test", "-e", "/ready"])?.command == ["test", "-e", "/ready"])
+    }
+
+    @Test func retriesFailuresInARowMakeATaskUnhealthyAndAPassResetsThem() throws {
+        let probe = try #require(check(["CMD", "true"], interval: 1, retries: 2))
+        var health = HealthState()
+        #expect(health.record(passed: false, elapsed: .seconds(1), of: probe) == .starting)
+        #expect(health.record(passed: true, elapsed: .seconds(2), of: probe) == .healthy)
+        #expect(health.record(passed: false, elapsed: .seconds(3), of: probe) == .healthy)
+        #expect(health.record(passed: true, elapsed: .seconds(4), of: probe) == .healthy)
+        #expect(health.record(passed: false, elapsed: .seconds(5), of: probe) == .healthy)
+        #expect(health.record(passed: false, elapsed: .seconds(6), of: probe) == .unhealthy)
+    }
+
+    @Test func failuresInTheStartPeriodDoNotCountAndAPassThereMakesItHealthy() throws {
+        let probe = try #require(check(["CMD", "true"], interval: 1, retries: 1, startPeriod: 5))
+        var slow = HealthState()
+        for second in 1...4 { #expect(slow.record(passed: false, elapsed: .seconds(second), of: probe) == .starting) }
+        #expect(slow.record(passed: false, elapsed: .seconds(5), of: probe) == .unhealthy)
+        var early = HealthState()
+        #expect(early.record(passed: true, elapsed: .seconds(1), of: probe) == .healthy)
+        // Once healthy, the start period no longer shields it.
+        #expect(early.record(passed: false, elapsed: .seconds(2), of: probe) == .unhealthy)
     }
 }

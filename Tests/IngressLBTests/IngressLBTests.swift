@@ -186,6 +186,38 @@ enum Frames {
         #expect(tracker.statistics().untrackedDrops == 1 && tracker.statistics().flows == 0)
     }
 
+    @Test func aBackendThatLeftKeepsItsConnectionsAndGetsNoNewFlow() throws {
+        let tracker = ConnectionTracker()
+        // A connection and a UDP flow on the first backend.
+        var syn = Frames.tcp(from: client, 43000, to: vip, 80, flags: .syn)
+        #expect(try balance(tracker, &syn) == .backend(backends[0]))
+        var datagram = Frames.udp(from: client, 43001, to: vip, 53)
+        #expect(try balance(tracker, &datagram) == .backend(backends[1]))
+        var opened = Frames.udp(from: client, 43002, to: vip, 53)
+        #expect(try balance(tracker, &opened) == .backend(backends[2]))
+        // Both leave the service (they are stopping): the connection's segments still reach
+        // its backend, until it ends; the datagrams of a flow go to a backend still there.
+        let remaining = [backends[2]]
+        var data = Frames.tcp(from: client, 43000, to: vip, 80, flags: [.ack, .psh])
+        #expect(try balance(tracker, &data, backends: remaining) == .backend(backends[0]))
+        var again = Frames.udp(from: client, 43001, to: vip, 53)
+        #expect(try balance(tracker, &again, backends: remaining) == .backend(backends[2]))
+        // A SYN that reuses the ended connection's ports is a new connection: it goes to a
+        // backend of the service, not to the one that left.
+        var fin = Frames.tcp(from: client, 43000, to: vip, 80, flags: [.fin, .ack])
+        #expect(try balance(tracker, &fin, backends: remaining) == .backend(backends[0]))
+        var reused = Frames.tcp(from: client, 43000, to: vip, 80, flags: .syn)
+        #expect(try balance(tracker, &reused, backends: remaining) == .backend(backends[2]))
+        // So does a retransmitted SYN whose backend left before it answered.
+        var pending = Frames.tcp(from: client, 43003, to: vip, 80, flags: .syn)
+        #expect(try balance(tracker, &pending, backends: [backends[0]]) == .backend(backends[0]))
+        var retransmitted = Frames.tcp(from: client, 43003, to: vip, 80, flags: .syn)
+        #expect(try balance(tracker, &retransmitted, backends: remaining) == .backend(backends[2]))
+        // A backend still in the service keeps a reused connection's SYN retransmits.
+        var kept = Frames.tcp(from: client, 43003, to: vip, 80, flags: .syn)
+        #expect(try balance(tracker, &kept, backends: remaining) == .backend(backends[2]))
+    }
+
     @Test func aFullTableRefusesNewFlowsAndKeepsTheOnesItHas() throws {
         let tracker = ConnectionTracker(configuration: .init(capacity: 4))
         var kept: [UInt16: IPv4Address] = [:]

@@ -118,12 +118,42 @@ enum SpecValidation {
         ] where duration.seconds < 0 || duration.nanos < 0 {
             throw APIError(.invalidSpec, "\(name) cannot be negative", field: "task")
         }
+        try validateHealthCheck(task.process.healthcheck)
         if !task.process.hostname.isEmpty, task.process.hostname.utf8.count > 63 {
             throw APIError(.invalidSpec, "--hostname is longer than 63 characters", field: "task.process.hostname")
         }
         for entry in task.process.env where !entry.contains("=") || entry.hasPrefix("=") {
             throw APIError(.invalidSpec, "invalid --env \"\(entry)\": give it as KEY=VALUE", field: "task.process.env")
         }
+    }
+}
+
+extension SpecValidation {
+    /// Docker's rules for a health check: `NONE`, `CMD argv…` or `CMD-SHELL line`; interval and
+    /// timeout, when given, at least 1 ms; start period and retries not negative.
+    static func validateHealthCheck(_ check: Shoal_Api_HealthConfig) throws(APIError) {
+        let field = "task.process.healthcheck"
+        if let kind = check.test.first {
+            switch kind {
+            case "NONE":
+                guard check.test.count == 1 else { throw APIError(.invalidSpec, "a NONE health check takes no command", field: field) }
+            case "CMD", "CMD-SHELL":
+                guard check.test.count > 1, !check.test[1].isEmpty else {
+                    throw APIError(.invalidSpec, "a health check needs a command (--health-cmd)", field: field)
+                }
+            default:
+                throw APIError(.invalidSpec, "invalid health check \"\(kind)\": NONE, CMD or CMD-SHELL", field: field)
+            }
+        }
+        for (name, present, duration) in [
+            ("--health-interval", check.hasInterval, check.interval), ("--health-timeout", check.hasTimeout, check.timeout),
+        ] where present && duration.timeInterval < 0.001 {
+            throw APIError(.invalidSpec, "\(name) must be at least 1ms", field: field)
+        }
+        if check.startPeriod.seconds < 0 || check.startPeriod.nanos < 0 {
+            throw APIError(.invalidSpec, "--health-start-period cannot be negative", field: field)
+        }
+        if check.retries < 0 { throw APIError(.invalidSpec, "--health-retries cannot be negative", field: field) }
     }
 }
 
