@@ -325,10 +325,20 @@ public actor NodeNetwork {
                 record.tasks.append(TaskRecord(slot: Int(entry.slot), id: entry.task, address: entry.address))
                 services[entry.service] = record
             }
+            // Tasks out of the rotation (stopping or unhealthy) keep their open flows through the
+            // VIP until they end: the switch still rewrites their replies.
+            var draining: [IPv4Address: [IPv4Address]] = [:]
+            for entry in entries where !entry.service.isEmpty && !entry.isServing && !entry.dnsrr {
+                if let vip = entry.vip { draining[vip, default: []].append(entry.address) }
+            }
             dnsRecords.networks[id] = services.keys.sorted().map { services[$0]! }
             for record in dnsRecords.networks[id]! where record.mode == .vip {
                 guard let vip = record.vip else { continue }
-                virtualServices.append(VirtualService(network: id, address: vip, backends: record.tasks.map(\.address)))
+                virtualServices.append(
+                    VirtualService(network: id, address: vip, backends: record.tasks.map(\.address), draining: draining.removeValue(forKey: vip) ?? []))
+            }
+            for (vip, addresses) in draining.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                virtualServices.append(VirtualService(network: id, address: vip, backends: [], draining: addresses))
             }
             if network.spec.ingress {
                 for entry in entries.sorted(by: { $0.task < $1.task }) where entry.isServing {
@@ -359,6 +369,7 @@ public actor NodeNetwork {
         topology.services = virtualServices.map { service in
             var service = service
             service.backends = service.backends.filter { reachable.contains("\(service.network)/\($0)") }
+            service.draining = service.draining.filter { reachable.contains("\(service.network)/\($0)") && !service.backends.contains($0) }
             return service
         }
         try overlay.apply(topology)

@@ -77,6 +77,7 @@ public enum DaemonMetrics {
         add("shoal_vip_frames_total", [("direction", "from_backend")], now.reversedFrames, last.reversedFrames)
         add("shoal_conntrack_drops_total", [("reason", "table_full")], now.tableFullDrops, last.tableFullDrops)
         add("shoal_conntrack_drops_total", [("reason", "untracked_flow")], now.untrackedDrops, last.untrackedDrops)
+        add("shoal_conntrack_drops_total", [("reason", "no_backend")], now.noBackendDrops, last.noBackendDrops)
         last = now
     }
 }

@@ -77,6 +77,8 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
         /// TCP segments other than a SYN for a connection the table does not know (it expired,
         /// or began before this node tracked it).
         public var untrackedDrops: UInt64 = 0
+        /// New flows refused because every backend of their VIP was draining.
+        public var noBackendDrops: UInt64 = 0
         /// Flows removed because their client opened a direct connection to the backend from
         /// the same port (it forgot the balanced one).
         public var supersededFlows: UInt64 = 0
@@ -140,6 +142,10 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
             if packet.protocol == .tcp, ports.flags & Self.syn == 0 || ports.flags & Self.ack != 0 {
                 state.statistics.untrackedDrops &+= 1
                 return .drop(.untrackedFlow)
+            }
+            guard !service.backends.isEmpty else {
+                state.statistics.noBackendDrops &+= 1
+                return .drop(.noBackend)
             }
             state.statistics.expiredFlows &+= UInt64(state.table.reap(limit: 8) { !configuration.isLive($0, now: now) })
             let chosen = state.rotation.pick(

@@ -44,6 +44,8 @@ public enum DropReason: Int, CaseIterable, Codable, Sendable, CustomStringConver
     case flowTableFull
     /// A frame to a VIP on an engine made without a balancer.
     case noBalancer
+    /// A new flow to a VIP whose backends all drain (none takes new flows).
+    case noBackend
 
     public var description: String {
         switch self {
@@ -68,6 +70,7 @@ public enum DropReason: Int, CaseIterable, Codable, Sendable, CustomStringConver
         case .untrackedFlow: "untracked_flow"
         case .flowTableFull: "flow_table_full"
         case .noBalancer: "no_balancer"
+        case .noBackend: "no_backend"
         }
     }
 }

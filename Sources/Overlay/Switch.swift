@@ -283,8 +283,10 @@ public final class ForwardingTables: @unchecked Sendable {
             endpoints.append((Switch.endpointKey(vniOf[endpoint.network]!, endpoint.address), Switch.Destination.remote(endpoint.vtep)))
             vteps.insert(UInt64(networkIndex[endpoint.network]!) << 32 | UInt64(endpoint.vtep.rawValue))
         }
-        // A VIP without backends is left out: ARP for it goes unanswered, as for any unused address.
-        let services = topology.services.filter { !$0.backends.isEmpty }
+        // A VIP with no backend, not even a draining one, is left out: ARP for it goes
+        // unanswered, as for any unused address. One with only draining backends stays for
+        // their open flows (its new flows are dropped).
+        let services = topology.services.filter { !$0.backends.isEmpty || !$0.draining.isEmpty }
         var entries: [ServiceEntry] = [], addresses: [IPv4Address] = [], backendKeys = Set<UInt64>()
         for (index, service) in services.enumerated() {
             let vni = vniOf[service.network]!
@@ -292,7 +294,8 @@ public final class ForwardingTables: @unchecked Sendable {
             let sorted = Array(Set(service.backends)).sorted { $0.rawValue < $1.rawValue }
             entries.append(ServiceEntry(address: service.address, firstBackend: addresses.count, backendCount: sorted.count))
             addresses += sorted
-            for backend in sorted { backendKeys.insert(Switch.endpointKey(vni, backend)) }
+            // Draining backends take no new flow but their replies are still reversed.
+            for backend in sorted + service.draining { backendKeys.insert(Switch.endpointKey(vni, backend)) }
         }
         serviceStorage = .allocate(capacity: max(1, entries.count))
         _ = serviceStorage.initialize(from: entries)

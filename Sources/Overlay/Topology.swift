@@ -78,11 +78,28 @@ public struct VirtualService: Codable, Hashable, Sendable {
     public var address: IPv4Address
     /// Endpoints of the network (local or remote) that take the VIP's new flows.
     public var backends: [IPv4Address]
+    /// Endpoints that left the rotation and drain (stopping or unhealthy tasks): they get no
+    /// new flow, and the replies of the flows they have still come back from the VIP, so a
+    /// client's open connection to one goes on until the task ends it.
+    public var draining: [IPv4Address]
 
-    public init(network: String, address: IPv4Address, backends: [IPv4Address]) {
+    public init(network: String, address: IPv4Address, backends: [IPv4Address], draining: [IPv4Address] = []) {
         self.network = network
         self.address = address
         self.backends = backends
+        self.draining = draining
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case network, address, backends, draining
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        network = try container.decode(String.self, forKey: .network)
+        address = try container.decode(IPv4Address.self, forKey: .address)
+        backends = try container.decode([IPv4Address].self, forKey: .backends)
+        draining = try container.decodeIfPresent([IPv4Address].self, forKey: .draining) ?? []
     }
 }
 
@@ -162,8 +179,11 @@ public struct Topology: Codable, Hashable, Sendable {
             guard taken.insert("\(service.network)/\(service.address)").inserted else {
                 throw .invalid("VIP \(service.address) is used twice on network \(service.network)")
             }
-            for backend in service.backends where !endpointNames.contains("\(service.network)/\(backend)") {
+            for backend in service.backends + service.draining where !endpointNames.contains("\(service.network)/\(backend)") {
                 throw .invalid("backend \(backend) of VIP \(service.address) is no endpoint of network \(service.network)")
+            }
+            for backend in service.draining where service.backends.contains(backend) {
+                throw .invalid("backend \(backend) of VIP \(service.address) is both in the rotation and draining")
             }
         }
         for endpoint in localEndpoints {

@@ -5,7 +5,8 @@ import Wire
 public struct BalancedService {
     /// The virtual IP the frame was sent to.
     public let address: IPv4Address
-    /// The task addresses the VIP balances over, sorted; never empty.
+    /// The task addresses the VIP's new flows go to, sorted; empty while its only backends
+    /// are draining (its open flows go on, a new one is dropped).
     public let backends: UnsafeBufferPointer<IPv4Address>
 
     public init(address: IPv4Address, backends: UnsafeBufferPointer<IPv4Address>) {

@@ -141,11 +141,7 @@ struct HealthRootTests {
         #expect(try shoalAt(n1, ["service", "scale", "web=2"], timeout: 60).status == 0)
         let finished = load.wait(timeoutSeconds: 60)
         let report = try #require(try JSONSerialization.jsonObject(with: Data(finished.output.utf8)) as? [String: Any], "\(finished.output)")
-        // Known: a few requests in thousands time out while the stopped tasks leave (2 of
-        // 2,816 on the first run); issue 18 keeps this open until it is found and fixed.
-        withKnownIssue("issue 18: requests through the VIP time out during a scale-down", isIntermittent: true) {
-            #expect((report["failed"] as? Int) == 0, "\(report)")
-        }
+        #expect((report["failed"] as? Int) == 0, "\(report)")
         #expect((report["answered"] as? Int ?? 0) > 200, "\(report)")
         #expect(try eventually(10) { try resolve(n1, "tasks.web").count == 2 })
 

@@ -411,6 +411,33 @@ enum Frames {
         try withFrame(local) { frame, packet in #expect(packet.source == Self.vip && frame.source == .derived(from: Self.vip)) }
     }
 
+    /// A task out of the rotation (stopping, unhealthy) keeps its flows: the client's segments
+    /// still reach it and its replies still come from the VIP, even once it is the VIP's only
+    /// backend left; new flows go elsewhere, or are dropped when no backend takes them.
+    @Test func aDrainingBackendKeepsItsFlowsAndItsRepliesComeFromTheVIP() throws {
+        var syn = Frames.tcp(from: Self.client.address, 52000, to: Self.vip, 80, flags: .syn)
+        #expect(syn.withUnsafeMutableBytes { tables.view.fromPort(0, frame: $0, now: 1) } == .deliver(port: 1))
+        let endpoints = Topology(networks: [Self.front], localEndpoints: [Self.client, Self.localBackend], remoteEndpoints: [Self.remoteBackend])
+        for backends in [[Self.remoteBackend.address], []] {
+            var topology = endpoints
+            topology.services = [VirtualService(network: "front", address: Self.vip, backends: backends, draining: [Self.localBackend.address])]
+            try topology.validate()
+            let draining = ForwardingTables(topology: topology, ports: topology.localEndpoints, maximumFrameLength: 1464, balancer: tracker)
+            var data = Frames.tcp(from: Self.client.address, 52000, to: Self.vip, 80, flags: .ack)
+            #expect(data.withUnsafeMutableBytes { draining.view.fromPort(0, frame: $0, now: 2) } == .deliver(port: 1))
+            var reply = Frames.tcp(from: Self.localBackend.address, 80, to: Self.client.address, 52000, flags: .ack)
+            #expect(reply.withUnsafeMutableBytes { draining.view.fromPort(1, frame: $0, now: 2) } == .deliver(port: 0))
+            try withFrame(reply) { frame, packet in #expect(packet.source == Self.vip && frame.source == .derived(from: Self.vip)) }
+            var fresh = Frames.tcp(from: Self.client.address, 52001 + UInt16(backends.count), to: Self.vip, 80, flags: .syn)
+            let verdict = fresh.withUnsafeMutableBytes { draining.view.fromPort(0, frame: $0, now: 2) }
+            #expect(verdict == (backends.isEmpty ? .drop(.noBackend) : .encapsulate(vtep: Self.remoteBackend.vtep, vni: Self.front.vni)))
+        }
+        #expect(tracker.statistics().noBackendDrops == 1)
+        var both = endpoints
+        both.services = [VirtualService(network: "front", address: Self.vip, backends: [Self.localBackend.address], draining: [Self.localBackend.address])]
+        #expect(throws: TopologyError.self) { try both.validate() }
+    }
+
     @Test func aDirectConnectionFromAPortOnceUsedForTheVIPIsNotRewritten() throws {
         var syn = Frames.tcp(from: Self.client.address, 51000, to: Self.vip, 80, flags: .syn)
         #expect(syn.withUnsafeMutableBytes { tables.view.fromPort(0, frame: $0, now: 1) } == .deliver(port: 1))
