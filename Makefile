@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 300
 # make test runs each fuzzer briefly so the harness stays honest; make fuzz runs it for real.
 TEST_FUZZ_SECONDS ?= 30
 FUZZ_BUILD   := .build-fuzz
-SYSTEM_PACKAGES := libmnl-dev libpcap-dev iproute2 iputils-ping tcpdump ethtool python3 iperf3 valgrind dnsutils curl util-linux
+SYSTEM_PACKAGES := libmnl-dev libpcap-dev iproute2 iputils-ping tcpdump ethtool python3 iperf3 valgrind dnsutils curl util-linux wrk
 
 .PHONY: deps build release demo test unit-test fuzz fuzz-build hotpath bench soak e2e clean
 

@@ -7,8 +7,8 @@ import Testing
 /// Health checks and draining on a 2-node lab, with real processes: a task enters its
 /// service's names and VIP only once its check passes, one whose check starts failing leaves
 /// them within interval × retries and is replaced, and scaling down under load through the
-/// VIP fails no request (each stopping task leaves the rotation, keeps its open connections
-/// for the drain, then gets SIGTERM).
+/// VIP fails no request, from Python clients and from wrk (each stopping task leaves the
+/// rotation, keeps its open connections for the drain, then gets SIGTERM).
 @Suite(.enabled(if: isRoot, "needs root: creates network namespaces"), .serialized)
 struct HealthRootTests {
     /// An HTTP/1.1 server on port 80 answering with its hostname. On SIGTERM it does what a
@@ -20,6 +20,9 @@ struct HealthRootTests {
         stopping = threading.Event()
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without this, Nagle and the client's
+            # delayed ACK hold every response 40 ms.
+            disable_nagle_algorithm = True
             def do_GET(self):
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(name)))
@@ -95,6 +98,44 @@ struct HealthRootTests {
             usleep(200_000)
         }
         return try condition()
+    }
+
+    /// wrk's summary line for errors, when it has one ("Socket errors: connect 0, read 1, …"
+    /// or "Non-2xx or 3xx responses: N").
+    static func failures(inWrkOutput output: String) -> [String] {
+        output.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { $0.hasPrefix("Socket errors") || $0.hasPrefix("Non-2xx") }
+    }
+
+    /// Scale 6 → 3 while wrk keeps 8 connections busy through the VIP for 20 s (swarm's own
+    /// test of draining): no request fails, and the three that stay take all the load after.
+    @Test func scalingSixToThreeUnderWrkFailsNoRequest() throws {
+        Lab.removeStale()
+        let name = "wrk\(getpid() % 100_000)"
+        let up = try shoal(["lab", "up", "--nodes", "2", "--dispatcher-heartbeat", "500ms", "--name", name], timeout: 90)
+        defer { _ = try? shoal(["lab", "down", name]) }
+        try #require(up.status == 0, "\(up.output)")
+        let lab = try Lab.attach(named: name)
+        let n1 = "\(lab.record.fileDirectory)/n1.sock"
+        #expect(try shoalAt(n1, ["network", "create", "-d", "overlay", "front"]).status == 0)
+        let client = try shoalAt(n1, ["service", "create", "--name", "client", "--network", "front", "--", "sleep", "100000"], timeout: 60)
+        try #require(client.status == 0, "\(client.output)")
+        let created = try shoalAt(n1, ["service", "create", "--name", "web", "--replicas", "6", "--network", "front", "--", "python3", "-c", Self.server], timeout: 60)
+        try #require(created.status == 0, "\(created.output)")
+        #expect(try eventually(20) { try resolve(n1, "tasks.web").count == 6 })
+        let vip = try #require(try resolve(n1, "web").first)
+        let clientTask = try #require(try tasks(n1, "client", "Running").first)
+        let wrk = try NamespacedProcess(
+            ["wrk", "-t", "2", "-c", "8", "-d", "20s", "--timeout", "5s", "http://\(vip)/"],
+            in: NetworkNamespace(named: "shoal-t-\(clientTask.prefix(12))"))
+        usleep(5_000_000)
+        #expect(try shoalAt(n1, ["service", "scale", "web=3"], timeout: 60).status == 0)
+        let finished = wrk.wait(timeoutSeconds: 60)
+        print("wrk through the VIP while scaling 6 → 3:\n\(finished.output)")
+        #expect(finished.status == 0, "\(finished.output)")
+        #expect(finished.output.contains("requests in"), "\(finished.output)")
+        #expect(Self.failures(inWrkOutput: finished.output).isEmpty, "\(finished.output)")
+        #expect(try eventually(10) { try resolve(n1, "tasks.web").count == 3 })
     }
 
     @Test func healthGatesTheRotationUnhealthyTasksAreReplacedAndScalingDownFailsNoRequest() throws {
