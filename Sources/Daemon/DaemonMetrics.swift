@@ -78,6 +78,7 @@ public enum DaemonMetrics {
         add("shoal_conntrack_drops_total", [("reason", "table_full")], now.tableFullDrops, last.tableFullDrops)
         add("shoal_conntrack_drops_total", [("reason", "untracked_flow")], now.untrackedDrops, last.untrackedDrops)
         add("shoal_conntrack_drops_total", [("reason", "no_backend")], now.noBackendDrops, last.noBackendDrops)
+        add("shoal_conntrack_gone_backend_flows_total", [], now.goneBackendFlows, last.goneBackendFlows)
         last = now
     }
 }

@@ -77,6 +77,9 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
         /// TCP segments other than a SYN for a connection the table does not know (it expired,
         /// or began before this node tracked it).
         public var untrackedDrops: UInt64 = 0
+        /// Flows forgotten because their backend was gone (its node died, its task ended); the
+        /// switch resets a TCP client's connection.
+        public var goneBackendFlows: UInt64 = 0
         /// New flows refused because every backend of their VIP was draining.
         public var noBackendDrops: UInt64 = 0
         /// Flows removed because their client opened a direct connection to the backend from
@@ -204,6 +207,18 @@ public final class ConnectionTracker: VirtualIPBalancer, @unchecked Sendable {
             guard let index = state.table.find(reply), state.table.flow(index).reply == reply else { return }
             state.table.remove(index)
             state.statistics.supersededFlows &+= 1
+        }
+    }
+
+    override public func backendGone(_ packet: IPv4Packet, virtualAddress: IPv4Address, network: VNI) {
+        guard let ports = Self.ports(of: packet) else { return }
+        let key = FlowKey(
+            network: network, protocol: packet.protocol, source: packet.source, sourcePort: ports.source,
+            destination: virtualAddress, destinationPort: ports.destination)
+        state.withLock { state in
+            guard let index = state.table.find(key), state.table.flow(index).forward == key else { return }
+            state.table.remove(index)
+            state.statistics.goneBackendFlows &+= 1
         }
     }
 

@@ -230,7 +230,7 @@ final class EngineWorker: @unchecked Sendable {
             }
         case .drop(let reason):
             path.counters.drop(reason, network: network)
-        case .encapsulate, .replyToPort:
+        case .encapsulate, .replyToPort, .resetToPort:
             preconditionFailure("fromWire never returns \(verdict)")
         }
     }
@@ -317,6 +317,13 @@ final class EngineWorker: @unchecked Sendable {
                 try? VirtioNetHeader.none.write(to: read)
                 if write(descriptor, read.baseAddress, count) == count {
                     path.counters.add(.arpAnswered, network: network)
+                } else {
+                    path.counters.drop(.portBusy, network: network)
+                }
+            case .resetToPort(let length):
+                try? VirtioNetHeader.none.write(to: read)
+                if write(descriptor, read.baseAddress, VirtioNetHeader.length + length) == VirtioNetHeader.length + length {
+                    path.counters.add(.connectionsReset, network: network)
                 } else {
                     path.counters.drop(.portBusy, network: network)
                 }

@@ -15,6 +15,9 @@ public struct NetworkStatistics: Codable, Sendable, Equatable {
     public var bytesSent: UInt64 = 0
     /// ARP requests answered by the proxy.
     public var arpAnswered: UInt64 = 0
+    /// TCP segments of balanced flows whose backend is gone (its node died, its task ended),
+    /// answered with a RST from the VIP.
+    public var connectionsReset: UInt64 = 0
     /// Drops by reason (``DropReason/description`` as key); reasons never seen are absent.
     public var drops: [String: UInt64] = [:]
 
@@ -81,6 +84,8 @@ public struct OverlayStatistics: Codable, Sendable, Equatable {
         family("shoal_overlay_rx_bytes_total", "VXLAN payload bytes received.", networks.map { (label($0), $0.bytesReceived) })
         family("shoal_overlay_tx_bytes_total", "VXLAN payload bytes sent.", networks.map { (label($0), $0.bytesSent) })
         family("shoal_overlay_arp_answered_total", "ARP requests answered by the proxy.", networks.map { (label($0), $0.arpAnswered) })
+        family("shoal_overlay_connections_reset_total", "Segments of flows whose backend is gone, answered with a RST.",
+               networks.map { (label($0), $0.connectionsReset) })
         var drops: [(String, UInt64)] = []
         for network in networks {
             for (reason, count) in network.drops.sorted(by: { $0.key < $1.key }) {
@@ -100,7 +105,7 @@ public struct OverlayStatistics: Codable, Sendable, Equatable {
 struct Counters {
     enum Kind: Int, CaseIterable {
         case framesFromEndpoints, bytesFromEndpoints, framesToEndpoints, bytesToEndpoints
-        case datagramsReceived, bytesReceived, datagramsSent, bytesSent, arpAnswered
+        case datagramsReceived, bytesReceived, datagramsSent, bytesSent, arpAnswered, connectionsReset
 
         /// The field of ``NetworkStatistics`` this counter adds up to.
         var field: WritableKeyPath<NetworkStatistics, UInt64> {
@@ -114,6 +119,7 @@ struct Counters {
             case .datagramsSent: \.datagramsSent
             case .bytesSent: \.bytesSent
             case .arpAnswered: \.arpAnswered
+            case .connectionsReset: \.connectionsReset
             }
         }
     }

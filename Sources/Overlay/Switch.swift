@@ -8,6 +8,9 @@ public enum Verdict: Equatable, Sendable {
     case encapsulate(vtep: IPv4Address, vni: VNI)
     /// The frame was rewritten in place (an ARP reply); send it back out of the port it came from.
     case replyToPort
+    /// The TCP segment was turned in place into a RST to its sender (its flow's backend is
+    /// gone), `length` bytes of frame; send those back out of the port it came from.
+    case resetToPort(length: Int)
     /// The inner frame was rewritten in place (an ARP reply); send the datagram back to its VTEP.
     case replyToWire
     /// Refuse the frame and count it.
@@ -140,7 +143,14 @@ public struct Switch {
                 case .backend(let backend):
                     frame.destination = .derived(from: backend)
                     guard let found = endpoints.value(for: Self.endpointKey(network.vni, backend)) else {
-                        return .drop(.unknownDestination)
+                        // The flow's backend is gone: its node died or its task ended. The
+                        // client hears it at once, as from a host whose socket is closed,
+                        // rather than after its retransmissions time out.
+                        balancer._withUnsafeGuaranteedRef { $0.backendGone(packet, virtualAddress: entry.address, network: network.vni) }
+                        guard let length = TCPReset.answer(packet, in: frame, from: entry.address) else {
+                            return .drop(.unknownDestination)
+                        }
+                        return .resetToPort(length: length)
                     }
                     destination = found
                     balanced = true

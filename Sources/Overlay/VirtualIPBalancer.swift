@@ -63,4 +63,9 @@ open class VirtualIPBalancer: @unchecked Sendable {
     /// balanced flow whose replies would look like this connection's is over (its client
     /// reuses the port), so that the direct connection's replies are not rewritten.
     open func sentDirectly(_ packet: IPv4Packet, network: VNI, now: UInt32) {}
+
+    /// `balance` chose a backend that is no endpoint of the network any more (its node died,
+    /// its task ended): the packet, already rewritten to it, was sent by the client to
+    /// `virtualAddress`. The balancer forgets that flow.
+    open func backendGone(_ packet: IPv4Packet, virtualAddress: IPv4Address, network: VNI) {}
 }

@@ -1,4 +1,4 @@
-import Overlay
+@testable import Overlay
 import Testing
 import Wire
 
@@ -436,6 +436,63 @@ enum Frames {
         var both = endpoints
         both.services = [VirtualService(network: "front", address: Self.vip, backends: [Self.localBackend.address], draining: [Self.localBackend.address])]
         #expect(throws: TopologyError.self) { try both.validate() }
+    }
+
+    /// A flow whose backend vanished from the network (its node died): the client's next
+    /// segment is answered at once with a RST from the VIP that its kernel accepts (sequence
+    /// number = the segment's acknowledgment, checksums valid), the flow is forgotten, and the
+    /// client's next SYN goes to a backend that is there.
+    @Test func aFlowWhoseBackendIsGoneIsResetAndItsClientReconnectsElsewhere() throws {
+        for port in UInt16(53000)...53001 {
+            var syn = Frames.tcp(from: Self.client.address, port, to: Self.vip, 80, flags: .syn)
+            _ = syn.withUnsafeMutableBytes { tables.view.fromPort(0, frame: $0, now: 1) }
+        }
+        // .53001 went to the remote backend; its node is declared dead.
+        let survivors = Topology(
+            networks: [Self.front], localEndpoints: [Self.client, Self.localBackend],
+            services: [VirtualService(network: "front", address: Self.vip, backends: [Self.localBackend.address])])
+        try survivors.validate()
+        let after = ForwardingTables(topology: survivors, ports: survivors.localEndpoints, maximumFrameLength: 1464, balancer: tracker)
+        let flows = tracker.statistics().flows
+        var data = Frames.tcp(from: Self.client.address, 53001, to: Self.vip, 80, flags: [.ack, .psh], payload: 100)
+        try data.withUnsafeMutableBytes { buffer in
+            let segment = try TCPSegment(validating: try IPv4Packet(validating: try EthernetFrame(validating: buffer).payload).payload)
+            segment.acknowledgmentNumber = 0xDEAD_BEEF
+            segment.updateChecksum(source: Self.client.address, destination: Self.vip)
+        }
+        let verdict = data.withUnsafeMutableBytes { after.view.fromPort(0, frame: $0, now: 2) }
+        #expect(verdict == .resetToPort(length: 54))
+        let reset = Array(data[..<54])
+        #expect(try Frames.checksumsAreValid(reset))
+        try withFrame(reset) { frame, packet in
+            #expect(frame.destination == .derived(from: Self.client.address) && frame.source == .derived(from: Self.vip))
+            #expect(packet.source == Self.vip && packet.destination == Self.client.address && packet.totalLength == 40)
+            let segment = try TCPSegment(validating: packet.payload)
+            #expect(segment.sourcePort == 80 && segment.destinationPort == 53001)
+            #expect(segment.sequenceNumber == 0xDEAD_BEEF && segment.flags == .rst)
+        }
+        #expect(tracker.statistics().goneBackendFlows == 1 && tracker.statistics().flows == flows - 1)
+        // A RST from the client is not answered; the local backend's flow is untouched.
+        var rst = Frames.tcp(from: Self.client.address, 53001, to: Self.vip, 80, flags: .rst)
+        #expect(rst.withUnsafeMutableBytes { after.view.fromPort(0, frame: $0, now: 2) } == .drop(.untrackedFlow))
+        var kept = Frames.tcp(from: Self.client.address, 53000, to: Self.vip, 80, flags: .ack)
+        #expect(kept.withUnsafeMutableBytes { after.view.fromPort(0, frame: $0, now: 2) } == .deliver(port: 1))
+        var again = Frames.tcp(from: Self.client.address, 53001, to: Self.vip, 80, flags: .syn)
+        #expect(again.withUnsafeMutableBytes { after.view.fromPort(0, frame: $0, now: 2) } == .deliver(port: 1))
+    }
+
+    /// A SYN without ACK gets RST+ACK acknowledging the SYN (RFC 793's second reset form).
+    @Test func aResetAnswersASegmentWithoutAckByAcknowledgingIt() throws {
+        var syn = Frames.tcp(from: Self.client.address, 1234, to: IPv4Address(10, 0, 0, 99), 80, flags: .syn, payload: 0)
+        let length = try syn.withUnsafeMutableBytes { buffer -> Int? in
+            let frame = try EthernetFrame(validating: buffer)
+            return TCPReset.answer(try IPv4Packet(validating: frame.payload), in: frame, from: IPv4Address(10, 0, 0, 99))
+        }
+        #expect(length == 54)
+        try withFrame(Array(syn[..<54])) { _, packet in
+            let segment = try TCPSegment(validating: packet.payload)
+            #expect(segment.flags == [.rst, .ack] && segment.sequenceNumber == 0 && segment.acknowledgmentNumber == 1001)
+        }
     }
 
     @Test func aDirectConnectionFromAPortOnceUsedForTheVIPIsNotRewritten() throws {

@@ -6,7 +6,7 @@
 // Findings: any crash, out-of-bounds access (AddressSanitizer) or failed precondition; and a
 // broken invariant: a balanced frame whose checksums were right before its rewrite and are
 // wrong after, a balanced frame not addressed to a backend of its VIP, more flows than the
-// table's capacity.
+// table's capacity, a reset to a client whose checksums are wrong.
 import FuzzDriver
 import IngressLB
 import Overlay
@@ -29,6 +29,13 @@ let topology = Topology(
 let capacity = 16
 let tracker = ConnectionTracker(configuration: .init(capacity: capacity, establishedTimeout: 30, transitoryTimeout: 8, resetTimeout: 2, datagramTimeout: 5))
 let tables = ForwardingTables(topology: topology, ports: topology.localEndpoints, maximumFrameLength: 1464, balancer: tracker)
+/// The same network after backends[1]'s node died: the flows balanced to it are reset.
+let lost: ForwardingTables = {
+    var topology = topology
+    topology.remoteEndpoints.removeAll { $0.address == backends[1] }
+    topology.services[0].backends.removeAll { $0 == backends[1] }
+    return ForwardingTables(topology: topology, ports: topology.localEndpoints, maximumFrameLength: 1464, balancer: tracker)
+}()
 nonisolated(unsafe) let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 2048, alignment: 16)
 nonisolated(unsafe) var now: UInt32 = 1
 
@@ -125,8 +132,10 @@ func built(_ reader: inout Reader, _ selector: UInt8) {
         return
     }
     let port = reply ? topology.localEndpoints.count - 1 : Int(fields & 1)
-    verdict = tables.view.fromPort(port, frame: frame, now: now)
+    verdict = (selector & 8 != 0 ? lost : tables).view.fromPort(port, frame: frame, now: now)
     switch verdict {
+    case .resetToPort(let length):
+        precondition(length == 54 && checksumsAreValid(frame.slice(0, length)), "a reset's checksums are wrong")
     case .deliver, .encapsulate:
         precondition(!wasValid || checksumsAreValid(frame), "a rewrite broke a checksum")
         if !reply, let packet = try? IPv4Packet(validating: EthernetFrame(validating: frame).payload) {
