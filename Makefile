@@ -98,6 +98,7 @@ soak: deps
 e2e: deps
 	$(SWIFT) build --build-tests
 	SHOAL_MANAGERLESS_SECONDS=60 $(SWIFT) test --skip-build --filter ServiceCLIRootTests
+	SHOAL_IDLE_SECONDS=1200 $(SWIFT) test --skip-build --filter VIPRootTests/aConnectionIdleLongerThanIPVSWouldKeepItStillWorks
 
 # The benchmarks of bench/README.md (minutes; run on a quiet machine).
 bench: hotpath

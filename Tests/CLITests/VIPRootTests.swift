@@ -142,6 +142,48 @@ struct VIPRootTests {
         print(json.dumps(answers))
         """
 
+    /// How long a connection sits idle through the VIP with the default timeouts: 20 s in
+    /// `make test`, 20 minutes in `make e2e` (`SHOAL_IDLE_SECONDS=1200`), past IPVS's 900 s.
+    static let idleSeconds = Int(ProcessInfo.processInfo.environment["SHOAL_IDLE_SECONDS"] ?? "") ?? 20
+
+    /// With the default established timeout (5 days, as the kernel's conntrack), a keep-alive
+    /// connection through the VIP that sat idle for `idleSeconds` still answers, from the
+    /// same backend (swarm's IPVS forgets it after 900 s: moby#31208, #37822).
+    @Test func aConnectionIdleLongerThanIPVSWouldKeepItStillWorks() throws {
+        Lab.removeStale()
+        let name = "vid\(getpid() % 100_000)"
+        let up = try shoal(["lab", "up", "--nodes", "2", "--name", name], timeout: 90)
+        defer { _ = try? shoal(["lab", "down", name]) }
+        try #require(up.status == 0, "\(up.output)")
+        let lab = try Lab.attach(named: name)
+        let n1 = "\(lab.record.fileDirectory)/n1.sock"
+        #expect(try shoalAt(n1, ["network", "create", "-d", "overlay", "front"]).status == 0)
+        #expect(try shoalAt(n1, ["service", "create", "--name", "my-web", "--replicas", "2", "--network", "front", "--", "python3", "-c", Self.server],
+                            timeout: 60).status == 0)
+        #expect(try shoalAt(n1, ["service", "create", "--name", "client", "--network", "front", "--", "sleep", "100000"], timeout: 60).status == 0)
+        let clientTask = try #require(try runningTasks(n1, "client").first)
+        let script = """
+            import http.client, json, sys, time
+            connection = http.client.HTTPConnection(sys.argv[1], 80, timeout=10)
+            answers = []
+            for pause in (0, float(sys.argv[2])):
+                time.sleep(pause)
+                try:
+                    connection.request("GET", "/")
+                    answers.append(connection.getresponse().read().decode())
+                except Exception as error:
+                    answers.append("failed: " + type(error).__name__)
+            print(json.dumps(answers))
+            """
+        let run = try NamespacedProcess.run(
+            ["python3", "-c", script, try vip(of: "my-web", n1), "\(Self.idleSeconds)"],
+            in: NetworkNamespace(named: "shoal-t-\(clientTask.prefix(12))"), timeoutSeconds: Double(Self.idleSeconds + 60))
+        let answers = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String], "\(run.output)")
+        let backends = Set(try runningTasks(n1, "my-web").map { String($0.prefix(12)) })
+        #expect(answers.count == 2 && backends.contains(answers[0]) && answers[1] == answers[0], "\(answers) after \(Self.idleSeconds) s idle")
+        print("a connection idle for \(Self.idleSeconds) s through the VIP answered: \(answers)")
+    }
+
     /// The daemons' `--conntrack-tcp-timeout-established 5s`: a connection idle for 3 s still
     /// works, one idle for 6 s has been forgotten — its next segment is dropped, counted in
     /// `/metrics`, and the client times out.
