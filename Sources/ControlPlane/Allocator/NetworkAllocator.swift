@@ -155,20 +155,25 @@ struct NetworkAllocator: Sendable {
 
     /// The ingress-mode ports of `ports` with a number each: one the service holds already
     /// (`held`, its allocated endpoint ports) for the same target and protocol, else the next
-    /// free one of ``dynamicPorts``. Host-mode ports are left as given.
+    /// free one of ``dynamicPorts``. Host-mode ports are left as given. The spec's explicit
+    /// numbers are reserved first, so a port without a number listed before one with a
+    /// number in the dynamic range never takes that number.
     mutating func publish(_ ports: [Shoal_Api_PortConfig], holding held: [Shoal_Api_PortConfig]) throws(APIError) -> [Shoal_Api_PortConfig] {
+        let explicit = Set(ports.filter { $0.publishMode == .ingress && $0.publishedPort != 0 }.map { Self.portKey($0.publishedPort, $0.protocol) })
         var result: [Shoal_Api_PortConfig] = []
         for var port in ports {
             if port.publishMode == .ingress {
                 if port.publishedPort == 0 {
                     if let kept = held.first(where: { old in
                         old.publishMode == .ingress && old.targetPort == port.targetPort && old.protocol == port.protocol
-                            && old.publishedPort != 0
+                            && old.publishedPort != 0 && !explicit.contains(Self.portKey(old.publishedPort, old.protocol))
                             && !result.contains(where: { $0.publishedPort == old.publishedPort && $0.protocol == old.protocol })
                     }) {
                         port.publishedPort = kept.publishedPort
                     } else {
-                        guard let free = Self.dynamicPorts.first(where: { !publishedPorts.contains(Self.portKey($0, port.protocol)) }) else {
+                        guard let free = Self.dynamicPorts.first(where: {
+                            !publishedPorts.contains(Self.portKey($0, port.protocol)) && !explicit.contains(Self.portKey($0, port.protocol))
+                        }) else {
                             throw APIError(.exhausted, "no published port is free in \(Self.dynamicPorts.lowerBound)-\(Self.dynamicPorts.upperBound)")
                         }
                         port.publishedPort = free
