@@ -89,6 +89,18 @@ struct HealthRootTests {
         return Set(result.output.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }.filter { !$0.isEmpty })
     }
 
+    /// Brings up the 2-node lab `name` (500 ms heartbeats) with an overlay network `front` and
+    /// a `client` task on it; returns n1's socket. The caller takes the lab down.
+    func labWithClient(_ name: String) throws -> String {
+        let up = try shoal(["lab", "up", "--nodes", "2", "--dispatcher-heartbeat", "500ms", "--name", name], timeout: 90)
+        try #require(up.status == 0, "\(up.output)")
+        let n1 = "\(try Lab.attach(named: name).record.fileDirectory)/n1.sock"
+        #expect(try shoalAt(n1, ["network", "create", "-d", "overlay", "front"]).status == 0)
+        let client = try shoalAt(n1, ["service", "create", "--name", "client", "--network", "front", "--", "sleep", "100000"], timeout: 60)
+        try #require(client.status == 0, "\(client.output)")
+        return n1
+    }
+
     /// Polls `condition` every 200 ms for at most `seconds`; whether it held.
     func eventually(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -112,14 +124,8 @@ struct HealthRootTests {
     @Test func scalingSixToThreeUnderWrkFailsNoRequest() throws {
         Lab.removeStale()
         let name = "wrk\(getpid() % 100_000)"
-        let up = try shoal(["lab", "up", "--nodes", "2", "--dispatcher-heartbeat", "500ms", "--name", name], timeout: 90)
         defer { _ = try? shoal(["lab", "down", name]) }
-        try #require(up.status == 0, "\(up.output)")
-        let lab = try Lab.attach(named: name)
-        let n1 = "\(lab.record.fileDirectory)/n1.sock"
-        #expect(try shoalAt(n1, ["network", "create", "-d", "overlay", "front"]).status == 0)
-        let client = try shoalAt(n1, ["service", "create", "--name", "client", "--network", "front", "--", "sleep", "100000"], timeout: 60)
-        try #require(client.status == 0, "\(client.output)")
+        let n1 = try labWithClient(name)
         let created = try shoalAt(n1, ["service", "create", "--name", "web", "--replicas", "6", "--network", "front", "--", "python3", "-c", Self.server], timeout: 60)
         try #require(created.status == 0, "\(created.output)")
         #expect(try eventually(20) { try resolve(n1, "tasks.web").count == 6 })
@@ -144,14 +150,8 @@ struct HealthRootTests {
         let flags = "/tmp/shoal-health-\(name)"
         try FileManager.default.createDirectory(atPath: flags, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: flags) }
-        let up = try shoal(["lab", "up", "--nodes", "2", "--dispatcher-heartbeat", "500ms", "--name", name], timeout: 90)
         defer { _ = try? shoal(["lab", "down", name]) }
-        try #require(up.status == 0, "\(up.output)")
-        let lab = try Lab.attach(named: name)
-        let n1 = "\(lab.record.fileDirectory)/n1.sock"
-        #expect(try shoalAt(n1, ["network", "create", "-d", "overlay", "front"]).status == 0)
-        let client = try shoalAt(n1, ["service", "create", "--name", "client", "--network", "front", "--", "sleep", "100000"], timeout: 60)
-        try #require(client.status == 0, "\(client.output)")
+        let n1 = try labWithClient(name)
         let created = try shoalAt(n1, [
             "service", "create", "--name", "web", "--replicas", "4", "--network", "front", "--detach",
             "--health-cmd", "test -e \(flags)/ready && test ! -e \(flags)/sick-$(hostname)",

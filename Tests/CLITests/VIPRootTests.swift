@@ -126,13 +126,13 @@ struct VIPRootTests {
         #expect(clientLines.count >= 3 && clientLines.allSatisfy { $0.hasSuffix("| client \(clientAddress)") }, "\(logs)")
     }
 
-    /// One connection to `VIP`:80: a request, 3 s idle, a request, 6 s idle, a request (3 s
-    /// timeout); prints what each got.
+    /// One connection to `VIP`:80 (arguments: VIP, timeout in seconds, then pauses): after
+    /// each pause idle, a request; prints what each got.
     static let idler = """
         import http.client, json, sys, time
-        connection = http.client.HTTPConnection(sys.argv[1], 80, timeout=3)
+        connection = http.client.HTTPConnection(sys.argv[1], 80, timeout=float(sys.argv[2]))
         answers = []
-        for pause in (0, 3, 6):
+        for pause in map(float, sys.argv[3:]):
             time.sleep(pause)
             try:
                 connection.request("GET", "/")
@@ -162,21 +162,8 @@ struct VIPRootTests {
                             timeout: 60).status == 0)
         #expect(try shoalAt(n1, ["service", "create", "--name", "client", "--network", "front", "--", "sleep", "100000"], timeout: 60).status == 0)
         let clientTask = try #require(try runningTasks(n1, "client").first)
-        let script = """
-            import http.client, json, sys, time
-            connection = http.client.HTTPConnection(sys.argv[1], 80, timeout=10)
-            answers = []
-            for pause in (0, float(sys.argv[2])):
-                time.sleep(pause)
-                try:
-                    connection.request("GET", "/")
-                    answers.append(connection.getresponse().read().decode())
-                except Exception as error:
-                    answers.append("failed: " + type(error).__name__)
-            print(json.dumps(answers))
-            """
         let run = try NamespacedProcess.run(
-            ["python3", "-c", script, try vip(of: "my-web", n1), "\(Self.idleSeconds)"],
+            ["python3", "-c", Self.idler, try vip(of: "my-web", n1), "10", "0", "\(Self.idleSeconds)"],
             in: NetworkNamespace(named: "shoal-t-\(clientTask.prefix(12))"), timeoutSeconds: Double(Self.idleSeconds + 60))
         let answers = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String], "\(run.output)")
         let backends = Set(try runningTasks(n1, "my-web").map { String($0.prefix(12)) })
@@ -201,7 +188,7 @@ struct VIPRootTests {
         #expect(try shoalAt(n1, ["service", "create", "--name", "client", "--network", "front", "--", "sleep", "100000"], timeout: 60).status == 0)
         let clientTask = try #require(try runningTasks(n1, "client").first)
         let run = try NamespacedProcess.run(
-            ["python3", "-c", Self.idler, try vip(of: "my-web", n1)], in: NetworkNamespace(named: "shoal-t-\(clientTask.prefix(12))"),
+            ["python3", "-c", Self.idler, try vip(of: "my-web", n1), "3", "0", "3", "6"], in: NetworkNamespace(named: "shoal-t-\(clientTask.prefix(12))"),
             timeoutSeconds: 60)
         let answers = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String], "\(run.output)")
         let backend = try #require(try runningTasks(n1, "my-web").first?.prefix(12)).description
