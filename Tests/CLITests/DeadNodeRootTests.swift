@@ -56,6 +56,10 @@ struct DeadNodeRootTests {
         try #require(client.status == 0, "\(client.output)")
         let web = try shoalAt(n1, [
             "service", "create", "--name", "web", "--replicas", "4", "--network", "front", "--constraint", "node.hostname!=n1",
+            // The replacements of n3's tasks start on n2 while the load runs: a health check
+            // keeps each out of the VIP until its server listens (without one, as in swarm, a
+            // connection balanced to it in the ~200 ms before is refused).
+            "--health-cmd", "ss -Htln 'sport = :80' | grep -q .", "--health-interval", "200ms",
             "--", "python3", "-c", HealthRootTests.server,
         ], timeout: 60)
         try #require(web.status == 0, "\(web.output)")
