@@ -193,7 +193,11 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["Lab", "HostNet", "Wire"]),
         .testTarget(name: "OverlayTests", dependencies: ["Overlay", "Lab", "HostNet", "Wire"]),
         .testTarget(name: "CLITests", dependencies: ["HostNet", "Lab", "Wire", "Gossip"]),
-        .testTarget(name: "IngressLBTests", dependencies: ["IngressLB"]),
+        .testTarget(
+            name: "IngressLBTests",
+            dependencies: [
+                "IngressLB", "HostNet", "Wire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(
             name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"], exclude: ["Fixtures"]),
         .testTarget(name: "GossipTests", dependencies: ["Gossip", "GossipSimulation", "EngineKit"]),

@@ -17,6 +17,16 @@ import Overlay
 import ServiceDNS
 import Wire
 
+/// One service's VIP on one network and the number of its backends in the rotation here.
+public struct VIPBackendCount: Sendable, Hashable {
+    /// The service's name.
+    public var service: String
+    /// The network's name.
+    public var network: String
+    /// Running, serving tasks the overlay can reach (draining ones not counted).
+    public var backends: Int
+}
+
 /// One running task's endpoint on one network, as the gossip tables carry it.
 struct EndpointEntry: Codable, Equatable {
     var task: String
@@ -42,6 +52,9 @@ struct EndpointEntry: Codable, Equatable {
     struct PublishedEntry: Codable, Equatable {
         var published: UInt16
         var target: UInt16
+        /// True when relayed connections start with a PROXY v2 header; absent means false
+        /// (so that entries of nodes that predate it still decode).
+        var proxyProtocol: Bool?
     }
 
     /// The gossip table endpoint entries live in, per network.
@@ -63,6 +76,9 @@ public actor NodeNetwork {
     private let overlay: OverlayEngine
     /// The VIP load balancer the overlay's switch calls into.
     public nonisolated let balancer: ConnectionTracker
+    /// How many backends each VIP balances new connections over on this node now (after the
+    /// last topology change): what `shoal_vip_backends` reports.
+    public private(set) var backendCounts: [VIPBackendCount] = []
     private let gossip: GossipServer
     private let records: RecordStore
     private let dns: DNSServer
@@ -168,6 +184,9 @@ public actor NodeNetwork {
                 return
             }
         }
+        // A new ingress network (the old one removed and made anew): the sandbox's entry on
+        // the old one would keep its address taken there.
+        let replaced = ingress.flatMap { $0.network.id == attachment.network.id ? nil : $0.network.id }
         ingress = (attachment.network, address)
         // The sandbox is an endpoint like a task's: the nodes its connections reach answer it
         // through the table entry (one without a service, so in no name and no VIP).
@@ -177,6 +196,9 @@ public actor NodeNetwork {
             aliases: [])
         let value = (try? JSONEncoder().encode(entry)).map(Array.init) ?? []
         _ = gossip.run { engine, now in
+            if let replaced, engine.joinedNetworks.contains(replaced) {
+                try? engine.delete(EntryKey(network: replaced, table: EndpointEntry.table, key: entry.task), now: now)
+            }
             if !engine.joinedNetworks.contains(id) { try? engine.joinNetwork(id, now: now) }
             try? engine.put(EntryKey(network: id, table: EndpointEntry.table, key: entry.task), value: value, now: now)
         }
@@ -186,6 +208,7 @@ public actor NodeNetwork {
     /// Stops the data plane: DNS listeners, gossip (announcing the leave), overlay.
     public func stop() async {
         ingressProxy?.stop()
+        ingressProxy = nil
         watcher?.cancel()
         for local in locals.values { if let listener = local.listener { dns.close(listener) } }
         locals = [:]
@@ -266,7 +289,9 @@ public actor NodeNetwork {
                 vtep: underlay, vip: vip, dnsrr: task.endpoint.spec.mode == .dnsrr, aliases: attachment.aliases)
             if attachment.network.spec.ingress {
                 entry.published = task.endpoint.ports.filter { $0.publishMode == .ingress && $0.protocol == .tcp }.map {
-                    EndpointEntry.PublishedEntry(published: UInt16(truncatingIfNeeded: $0.publishedPort), target: UInt16(truncatingIfNeeded: $0.targetPort))
+                    EndpointEntry.PublishedEntry(
+                        published: UInt16(truncatingIfNeeded: $0.publishedPort), target: UInt16(truncatingIfNeeded: $0.targetPort),
+                        proxyProtocol: $0.proxyProtocol ? true : nil)
                 }
             }
             return (attachment.network.id, entry)
@@ -311,6 +336,8 @@ public actor NodeNetwork {
         var dnsRecords = DNSRecords()
         var virtualServices: [VirtualService] = []
         var published: [PublishedPort] = []
+        /// "network/VIP" → the service's and the network's names, for the backends gauge.
+        var serviceNames: [String: (service: String, network: String)] = [:]
         for id in ids.sorted() {
             let network = networks[id]!
             guard let subnet = IPv4Prefix(network.subnet), let gateway = IPv4Address(network.gateway), let vni = VNI(network.vni) else { continue }
@@ -336,6 +363,7 @@ public actor NodeNetwork {
                 guard let vip = record.vip else { continue }
                 virtualServices.append(
                     VirtualService(network: id, address: vip, backends: record.tasks.map(\.address), draining: draining.removeValue(forKey: vip) ?? []))
+                serviceNames["\(id)/\(vip)"] = (record.name, network.spec.annotations.name)
             }
             for (vip, addresses) in draining.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
                 virtualServices.append(VirtualService(network: id, address: vip, backends: [], draining: addresses))
@@ -344,7 +372,10 @@ public actor NodeNetwork {
                 for entry in entries.sorted(by: { $0.task < $1.task }) where entry.isServing {
                     guard let vip = entry.vip else { continue }
                     for port in entry.published ?? [] where !published.contains(where: { $0.published == port.published }) {
-                        published.append(PublishedPort(published: port.published, target: port.target, virtualAddress: vip, service: entry.serviceName))
+                        published.append(
+                            PublishedPort(
+                                published: port.published, target: port.target, virtualAddress: vip, service: entry.serviceName,
+                                proxyProtocol: port.proxyProtocol ?? false))
                     }
                 }
                 // Names are not served on the routing mesh's network.
@@ -373,6 +404,11 @@ public actor NodeNetwork {
             return service
         }
         try overlay.apply(topology)
+        backendCounts = topology.services.compactMap { service in
+            serviceNames["\(service.network)/\(service.address)"].map {
+                VIPBackendCount(service: $0.service, network: $0.network, backends: service.backends.count)
+            }
+        }
         try records.replace(with: dnsRecords)
         ingressProxy?.apply(published)
     }

@@ -219,8 +219,10 @@ public actor Daemon {
             if let node = joined?.node { await network.useIngress(of: node) }
             joined?.tasks.append(Task {
                 var last = ConnectionTracker.Statistics()
+                var lastCounts: [VIPBackendCount] = []
                 while !Task.isCancelled {
                     DaemonMetrics.sample(network.balancer, since: &last)
+                    DaemonMetrics.sample(await network.backendCounts, since: &lastCounts)
                     try? await Task.sleep(for: .seconds(1))
                 }
             })

@@ -4,6 +4,7 @@
 // object counts are sampled each second; counters (API calls by method and code, proposals,
 // transactions, heartbeats) and the fsync histogram are recorded where they happen.
 
+import Agent
 import ControlPlane
 import Foundation
 import GRPCCore
@@ -59,6 +60,18 @@ public enum DaemonMetrics {
              ("network", store.networks.count), ("cluster", store.clusters.count)]
         }) else { return }
         for (kind, count) in counts { Gauge(label: "shoal_store_objects", dimensions: [("kind", kind)]).record(count) }
+    }
+
+    /// Records each VIP's backends in the rotation (`shoal_vip_backends{network,service}`),
+    /// and 0 for one gone since `last` (a gauge keeps its last value otherwise).
+    static func sample(_ counts: [VIPBackendCount], since last: inout [VIPBackendCount]) {
+        func record(_ count: VIPBackendCount, _ value: Int) {
+            Gauge(label: "shoal_vip_backends", dimensions: [("network", count.network), ("service", count.service)]).record(value)
+        }
+        let present = Set(counts.map { "\($0.network)/\($0.service)" })
+        for gone in last where !present.contains("\(gone.network)/\(gone.service)") { record(gone, 0) }
+        for count in counts { record(count, count.backends) }
+        last = counts
     }
 
     /// Records the VIP balancer's table: flows tracked now (`shoal_conntrack_entries`), and what

@@ -16,12 +16,16 @@ public struct PublishedPort: Hashable, Sendable, Codable {
     public var virtualAddress: IPv4Address
     /// The service's name, for logs.
     public var service: String
+    /// Whether each relayed connection starts with a PROXY protocol v2 header carrying the
+    /// client's address (the task's server must expect it: it is not HTTP).
+    public var proxyProtocol: Bool
 
-    public init(published: UInt16, target: UInt16, virtualAddress: IPv4Address, service: String) {
+    public init(published: UInt16, target: UInt16, virtualAddress: IPv4Address, service: String, proxyProtocol: Bool = false) {
         self.published = published
         self.target = target
         self.virtualAddress = virtualAddress
         self.service = service
+        self.proxyProtocol = proxyProtocol
     }
 }
 
@@ -38,8 +42,8 @@ public struct PublishedPort: Hashable, Sendable, Codable {
 /// the connections it accepts).
 ///
 /// A relay, not address translation: the task sees the ingress sandbox's address as the
-/// client's (PROXY protocol v2, opt-in per port, is the way to pass the real one on; not built
-/// yet).
+/// client's. A port published with the PROXY protocol (v2, opt-in per port, as haproxy's
+/// `send-proxy-v2`) passes the real one on in a header before the client's first byte.
 public final class IngressProxy: @unchecked Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let logger: Logger
@@ -63,7 +67,7 @@ public final class IngressProxy: @unchecked Sendable {
     deinit { group.shutdownGracefully { _ in } }
 
     /// Serves exactly `ports`: opens listeners for new ones, closes those no longer listed,
-    /// and re-opens one whose target or VIP changed. A port that cannot be bound (another
+    /// and re-opens one whose target, VIP or PROXY protocol changed. A port that cannot be bound (another
     /// process holds it) is logged and tried again at the next call.
     public func apply(_ ports: [PublishedPort]) {
         let wanted = Dictionary(ports.map { ($0.published, $0) }, uniquingKeysWith: { first, _ in first })
@@ -143,6 +147,17 @@ public final class IngressProxy: @unchecked Sendable {
             .whenComplete { result in
                 switch result {
                 case .success(let backend):
+                    if port.proxyProtocol {
+                        guard let header = ProxyProtocolHeader(client: client.remoteAddress, server: client.localAddress) else {
+                            client.close(promise: nil)
+                            backend.close(promise: nil)
+                            return
+                        }
+                        var buffer = backend.allocator.buffer(capacity: ProxyProtocolHeader.size)
+                        header.write(to: &buffer)
+                        // Queued before any of the client's bytes: the glue writes after it.
+                        backend.writeAndFlush(buffer, promise: nil)
+                    }
                     let (toBackend, toClient) = GlueHandler.matchedPair()
                     do {
                         try client.pipeline.syncOperations.addHandler(toBackend)

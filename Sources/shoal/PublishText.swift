@@ -2,7 +2,8 @@ import ClusterAPI
 
 /// `--publish` as docker writes it: the long form `published=8080,target=80,protocol=udp,
 /// mode=host` (`published` optional: the swarm picks one in 30000-32767) or the short form
-/// `8080:80`, `8080:80/udp`, `80` (a target only).
+/// `8080:80`, `8080:80/udp`, `80` (a target only). Shoal adds `proxy-protocol=v2` to the long
+/// form: the routing mesh then tells the task each client's address in a PROXY v2 header.
 enum PublishText {
     static func port(_ text: String) throws -> Shoal_Api_PortConfig {
         var port = Shoal_Api_PortConfig()
@@ -26,7 +27,11 @@ enum PublishText {
                     case "host": port.publishMode = .host
                     default: throw CLIFailure("invalid --publish \(text): mode is ingress or host")
                     }
-                default: throw CLIFailure("invalid --publish \(text): unknown field \(pair[0]) (published, target, protocol, mode)")
+                case "proxy-protocol":
+                    guard pair[1] == "v2" else { throw CLIFailure("invalid --publish \(text): proxy-protocol is v2") }
+                    port.proxyProtocol = true
+                default:
+                    throw CLIFailure("invalid --publish \(text): unknown field \(pair[0]) (published, target, protocol, mode, proxy-protocol)")
                 }
             }
             guard port.targetPort != 0 else { throw CLIFailure("invalid --publish \(text): target is required") }

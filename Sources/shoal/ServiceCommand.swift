@@ -66,7 +66,7 @@ struct ServiceCommand: AsyncParsableCommand {
         @Option(help: "vip or dnsrr.")
         var endpointMode = "vip"
         @Option(name: [.customShort("p"), .long], parsing: .singleValue,
-                help: "Publish a port: PUBLISHED:TARGET[/udp], or published=N,target=N[,protocol=tcp|udp][,mode=ingress|host]; repeatable.")
+                help: "Publish a port: PUBLISHED:TARGET[/udp], or published=N,target=N[,protocol=tcp|udp][,mode=ingress|host][,proxy-protocol=v2]; repeatable.")
         var publish: [String] = []
         @Option(parsing: .singleValue, help: "Placement constraint, e.g. node.role==manager; repeatable.")
         var constraint: [String] = []

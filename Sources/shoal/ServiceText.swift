@@ -96,6 +96,7 @@ enum ServiceText {
                     " PublishedPort = \(port.publishedPort)", "  Protocol = \(port.protocol == .udp ? "udp" : "tcp")",
                     "  TargetPort = \(port.targetPort)", "  PublishMode = \(port.publishMode == .host ? "host" : "ingress")",
                 ]
+                if port.proxyProtocol { lines.append("  ProxyProtocol = v2") }
             }
         }
         return lines.joined(separator: "\n")

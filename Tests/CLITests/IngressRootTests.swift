@@ -17,6 +17,24 @@ struct IngressRootTests {
         return result.status == 0 ? result.output : ""
     }
 
+    /// An HTTP server on 80 that expects a PROXY v2 header first on each connection and
+    /// answers the client address it carries ("no header" without one).
+    static let proxyAwareServer = #"""
+        import socket, struct, threading
+        def serve(c):
+            with c:
+                f = c.makefile("rb")
+                head, body = f.read(16), b"no header"
+                if head[:12] == b"\r\n\r\n\0\r\nQUIT\n" and head[12] == 0x21 and head[13] == 0x11:
+                    body = socket.inet_ntoa(f.read(struct.unpack("!H", head[14:16])[0])[:4]).encode()
+                while f.readline() not in (b"\r\n", b""): pass
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("", 80)); s.listen(64)
+        while True:
+            c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+        """#
+
     @Test func aPublishedPortAnswersOnEveryNode() throws {
         Lab.removeStale()
         let name = "ing\(getpid() % 100_000)"
@@ -55,6 +73,20 @@ struct IngressRootTests {
         let number = try #require(Int(auto))
         #expect((30000...32767).contains(number), "\(ports)")
         #expect(try get("\(lab.nodes[1].underlayAddress)", number, from: lab.nodes[2]).count == 12)
+
+        // PROXY protocol v2, opt-in per port: the task learns each client's own address
+        // (the relay's connection comes from the ingress sandbox), from another node and from
+        // the node itself.
+        #expect(try shoalAt(n1, ["service", "create", "--name", "proxied", "--network", "front",
+                                 "--publish", "published=8081,target=80,proxy-protocol=v2", "--", "python3", "-c", Self.proxyAwareServer],
+                            timeout: 60).status == 0)
+        #expect(try shoalAt(n1, ["service", "inspect", "--pretty", "proxied"]).output.contains("  ProxyProtocol = v2"))
+        #expect(try get("\(lab.nodes[1].underlayAddress)", 8081, from: lab.nodes[2]) == "\(lab.nodes[2].underlayAddress)")
+        #expect(try get("\(lab.nodes[0].underlayAddress)", 8081, from: lab.nodes[0]) == "\(lab.nodes[0].underlayAddress)")
+        let version = try shoalAt(n1, ["service", "create", "--name", "v1", "-p", "published=8082,target=80,proxy-protocol=v1", "--", "sleep", "100"])
+        #expect(version.status != 0 && version.output.contains("proxy-protocol is v2"), "\(version.output)")
+        let host = try shoalAt(n1, ["service", "create", "--name", "v2host", "-p", "published=8082,target=80,mode=host,proxy-protocol=v2", "--", "sleep", "100"])
+        #expect(host.status == 1 && host.output.contains("the PROXY protocol is for TCP ports published with ingress mode"), "\(host.output)")
 
         // Taken: refused, naming the service that holds it; nothing else written.
         let taken = try shoalAt(n1, ["service", "create", "--name", "again", "-p", "8080:80", "--", "sleep", "100"])

@@ -70,6 +70,17 @@ struct VIPRootTests {
             .compactMap { $0.split(separator: " ").first.map(String.init) }
     }
 
+    /// The values of `shoal_vip_backends` for `service` on network `front`, on every node that
+    /// reports one.
+    func backendGauges(_ lab: Lab, _ service: String) throws -> [Double] {
+        try lab.nodes.flatMap { node in
+            let metrics = try NamespacedProcess.run(["curl", "-s", "http://127.0.0.1:9323/metrics"], in: node.namespace, timeoutSeconds: 10).output
+            return metrics.split(separator: "\n").filter {
+                $0.hasPrefix("shoal_vip_backends{") && $0.contains(#"service="\#(service)""#) && $0.contains(#"network="front""#)
+            }.compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+        }
+    }
+
     func vip(of service: String, _ socket: String) throws -> String {
         let inspect = try shoalAt(socket, ["service", "inspect", service]).output
         return try #require(inspect.range(of: #"10\.0\.0\.\d+"#, options: .regularExpression).map { String(inspect[$0]) })
@@ -116,6 +127,21 @@ struct VIPRootTests {
         // UDP behind its VIP: both backends answer, in turn.
         let datagrams = try #require(report["datagrams"] as? [String: Int])
         #expect(Set(datagrams.keys) == Set(echo.map { String($0.prefix(12)) }) && datagrams.values.allSatisfy { $0 == 6 }, "\(datagrams)")
+
+        // Each node that has the network reports the VIPs' backends in /metrics (sampled every
+        // second), and a removed service's gauge drops to 0.
+        let webGauges = try backendGauges(lab, "my-web"), echoGauges = try backendGauges(lab, "echo")
+        #expect(!webGauges.isEmpty && webGauges.allSatisfy { $0 == 3 }, "\(webGauges)")
+        #expect(!echoGauges.isEmpty && echoGauges.allSatisfy { $0 == 2 }, "\(echoGauges)")
+        #expect(try shoalAt(n1, ["service", "rm", "echo"]).status == 0)
+        var zeroed = false
+        // Bounded: 30 polls, 200 ms apart.
+        for _ in 0..<30 where !zeroed {
+            let values = try backendGauges(lab, "echo")
+            zeroed = !values.isEmpty && values.allSatisfy { $0 == 0 }
+            if !zeroed { usleep(200_000) }
+        }
+        #expect(zeroed, "shoal_vip_backends of a removed service: \((try? backendGauges(lab, "echo")) ?? [])")
 
         // The backends saw the client's own address, not the VIP's or a node's.
         let shown = try NamespacedProcess.run(

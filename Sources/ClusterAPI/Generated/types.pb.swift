@@ -1390,6 +1390,10 @@ public nonisolated struct Shoal_Api_PortConfig: Sendable {
   /// Ingress mesh or host. [user]
   public var publishMode: Shoal_Api_PublishMode = .ingress
 
+  /// Each connection relayed by the routing mesh starts with a PROXY protocol v2 header
+  /// carrying the client's address (TCP, ingress mode only). [user]
+  public var proxyProtocol: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -2601,7 +2605,7 @@ nonisolated extension Shoal_Api_HealthConfig: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Shoal_Api_PortConfig: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PortConfig"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}protocol\0\u{3}target_port\0\u{3}published_port\0\u{3}publish_mode\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}protocol\0\u{3}target_port\0\u{3}published_port\0\u{3}publish_mode\0\u{3}proxy_protocol\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2614,6 +2618,7 @@ nonisolated extension Shoal_Api_PortConfig: SwiftProtobuf.Message, SwiftProtobuf
       case 3: try { try decoder.decodeSingularUInt32Field(value: &self.targetPort) }()
       case 4: try { try decoder.decodeSingularUInt32Field(value: &self.publishedPort) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.publishMode) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.proxyProtocol) }()
       default: break
       }
     }
@@ -2635,6 +2640,9 @@ nonisolated extension Shoal_Api_PortConfig: SwiftProtobuf.Message, SwiftProtobuf
     if self.publishMode != .ingress {
       try visitor.visitSingularEnumField(value: self.publishMode, fieldNumber: 5)
     }
+    if self.proxyProtocol != false {
+      try visitor.visitSingularBoolField(value: self.proxyProtocol, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2644,6 +2652,7 @@ nonisolated extension Shoal_Api_PortConfig: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.targetPort != rhs.targetPort {return false}
     if lhs.publishedPort != rhs.publishedPort {return false}
     if lhs.publishMode != rhs.publishMode {return false}
+    if lhs.proxyProtocol != rhs.proxyProtocol {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

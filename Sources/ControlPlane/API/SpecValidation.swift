@@ -35,6 +35,13 @@ enum SpecValidation {
             guard port.publishedPort <= 65535 else {
                 throw APIError(.invalidSpec, "invalid published port \(port.publishedPort): 1 to 65535", field: "endpoint.ports")
             }
+            // The header is the relay's: a host-mode port reaches the task directly, and
+            // version 2 over UDP has no relay here to prefix datagrams.
+            if port.proxyProtocol, port.publishMode == .host || port.protocol == .udp {
+                throw APIError(
+                    .invalidSpec, "port \(port.targetPort): the PROXY protocol is for TCP ports published with ingress mode",
+                    field: "endpoint.ports")
+            }
             if port.publishMode == .host {
                 throw APIError(.invalidSpec, "publishing in host mode (mode=host) is not supported yet", field: "endpoint.ports")
             }
