@@ -87,7 +87,7 @@ let package = Package(
         .target(
             name: "Gossip",
             dependencies: [
-                "EngineKit", "Framing", .product(name: "Crypto", package: "swift-crypto"),
+                "EngineKit", "Framing", "DurableFiles", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -200,7 +200,12 @@ let package = Package(
             ]),
         .testTarget(
             name: "ServiceDNSTests", dependencies: ["ServiceDNS", "HostNet", "Lab", "Wire"], exclude: ["Fixtures"]),
-        .testTarget(name: "GossipTests", dependencies: ["Gossip", "GossipSimulation", "EngineKit"]),
+        .testTarget(
+            name: "GossipTests",
+            dependencies: [
+                "Gossip", "GossipSimulation", "EngineKit", .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "RaftTests", dependencies: ["Raft", "RaftHost", "RaftSimulation"]),
         .testTarget(name: "RaftHostTests", dependencies: ["RaftHost", "Raft"]),
         .testTarget(name: "EngineKitTests", dependencies: ["EngineKit"]),

@@ -94,10 +94,11 @@ public actor NodeNetwork {
     private var watcher: Task<Void, Never>?
 
     /// Starts the overlay on `underlay`:4789, gossip on `underlay`:7946 sealed with `keys`
-    /// (oldest first, the last primary; none: plaintext) and the DNS server.
+    /// (oldest first, the last primary; none: plaintext) and the DNS server. The gossip
+    /// member keeps its networks in `gossipDirectory` and rejoins them at once after a restart.
     public init(
         nodeID: String, underlay: IPv4Address, keys: [[UInt8]], flowTracking: ConnectionTracker.Configuration = .init(),
-        ingressDirectory: String, logger: Logger
+        ingressDirectory: String, gossipDirectory: String? = nil, logger: Logger
     ) throws {
         self.ingressDirectory = ingressDirectory
         ingressNamespace = NetworkNamespace(named: "shoal-ingress-\(nodeID.prefix(12))")
@@ -120,9 +121,19 @@ public actor NodeNetwork {
             for key in keys.dropLast() { try ring.add(key) }
             keyring = ring
         }
-        gossip = GossipServer(configuration: configuration, keyring: keyring, group: group, logger: logger)
+        gossip = GossipServer(configuration: configuration, keyring: keyring, group: group, logger: logger, stateDirectory: gossipDirectory)
         do {
-            try gossip.start(bindHost: "\(underlay)")
+            // The networks come back; the endpoint entries do not: a restarted daemon removes the
+            // tasks (and the ingress sandbox) it left, and publishes each task it starts anew.
+            let networksOnly: @Sendable (GossipPersistentState) -> GossipPersistentState = { GossipPersistentState(networks: $0.networks) }
+            do {
+                try gossip.start(bindHost: "\(underlay)", restoring: networksOnly)
+            } catch let error as GossipStateFileError {
+                // Only a convenience is lost: the networks are joined again as tasks need them.
+                logger.warning("gossip state unreadable, starting without it", metadata: ["error": "\(error)"])
+                try? FileManager.default.removeItem(atPath: error.path)
+                try gossip.start(bindHost: "\(underlay)", restoring: networksOnly)
+            }
         } catch {
             overlay.stop()
             throw error

@@ -210,7 +210,7 @@ public actor Daemon {
         do {
             let network = try NodeNetwork(
                 nodeID: membership.nodeID, underlay: underlay, keys: keys, flowTracking: configuration.flowTracking,
-                ingressDirectory: files.ingressDirectory, logger: logger)
+                ingressDirectory: files.ingressDirectory, gossipDirectory: files.gossipDirectory, logger: logger)
             var seeds = membership.managers.compactMap { try? HostPort(parsing: $0, defaultPort: 2377).host }
             if membership.isManager { seeds.removeAll { $0 == host } }
             await network.run(joining: seeds)

@@ -53,6 +53,8 @@ public struct NodeFiles: Sendable {
     public var tasksDirectory: String { directory + "/tasks" }
     /// The routing mesh's sandbox record.
     public var ingressDirectory: String { directory + "/ingress" }
+    /// The gossip member's own networks and entries (kept by the Gossip module itself).
+    public var gossipDirectory: String { directory + "/gossip" }
 
     /// The persisted membership, or nil when the node never joined (or left).
     public func loadState() throws -> NodeMembershipState? {

@@ -86,12 +86,14 @@ extension GossipEngine {
     }
 
     private func writeOwnEntry(_ key: EntryKey, value: [UInt8]?, now: Int) {
+        ownStateVersion &+= 1
         let record = EntryRecord(key: key, owner: name, clock: tickClock(now: now), value: value)
         storeVersion(record, now: now)
         broadcast(record)
     }
 
     private func writeNetworkRecord(_ network: String, joined: Bool, now: Int) {
+        ownStateVersion &+= 1
         let record = NetworkRecord(node: name, network: network, joined: joined, clock: tickClock(now: now))
         storeNetworkRecord(record, now: now)
         broadcast(record)

@@ -100,6 +100,9 @@ public final class GossipEngine {
     var events: [GossipEvent] = []
     /// What this engine did and refused.
     public internal(set) var statistics = GossipStatistics()
+    /// Moves each time this member writes one of its own records (a network joined or left,
+    /// an entry put or deleted): a host that persists ``GossipPersistentState`` writes when it moved.
+    public internal(set) var ownStateVersion = 0
 
     /// An engine that has not started yet.
     public init(configuration: GossipConfiguration) {

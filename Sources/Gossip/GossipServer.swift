@@ -1,6 +1,9 @@
 // A gossip member as a process: the engine on one SwiftNIO event loop, UDP and TCP on the same
 // port (7946), envelopes sealed with the keyring and checked against replays. Everything the
-// engine touches happens on that loop; other threads reach it through `run`.
+// engine touches happens on that loop; other threads reach it through `run`. With a state
+// directory the server keeps the member's own networks and entries across restarts: it writes
+// them after each change (off the loop: an fsync must not stall probes) and restores them when
+// it starts.
 
 import Foundation
 import Framing
@@ -47,22 +50,38 @@ public final class GossipServer: @unchecked Sendable {
     private var eventSequence = 0
     private let logger: Logger
     private let group: EventLoopGroup
+    private let stateFile: GossipStateFile?
+    private var persistedVersion = 0
+    /// Writes of the state file, in order, one at a time; only the newest pending one is written.
+    private let persistQueue = DispatchQueue(label: "shoal.gossip.state")
+    private let pendingState = PendingState()
     /// Largest stream frame accepted (a full state of thousands of members fits easily).
     public static let maximumFrameBytes = 16 << 20
     /// Events kept for `events(after:)`.
     public static let eventLogLimit = 100_000
 
     /// A server for `configuration` on `group`; `keyring` nil sends and accepts plaintext.
-    public init(configuration: GossipConfiguration, keyring: GossipKeyring?, group: EventLoopGroup, logger: Logger) {
+    /// With `stateDirectory`, the member's own networks and entries are kept there across
+    /// restarts (see ``GossipStateFile``).
+    public init(
+        configuration: GossipConfiguration, keyring: GossipKeyring?, group: EventLoopGroup, logger: Logger,
+        stateDirectory: String? = nil
+    ) {
         self.group = group
         loop = group.next()
         engine = GossipEngine(configuration: configuration)
         self.keyring = keyring
         self.logger = logger
+        stateFile = stateDirectory.map(GossipStateFile.init(directory:))
     }
 
-    /// Binds UDP and TCP on `bindHost` at the configured port and starts the engine.
-    public func start(bindHost: String) throws {
+    /// Binds UDP and TCP on `bindHost` at the configured port and starts the engine, then
+    /// restores the state a previous life persisted, after `restoring` has chosen what of it
+    /// still holds (everything by default). Throws when the state file cannot be read.
+    public func start(
+        bindHost: String, restoring: @escaping @Sendable (GossipPersistentState) -> GossipPersistentState = { $0 }
+    ) throws {
+        let persisted = try stateFile?.load()
         let port = Int(engine.configuration.address.port)
         udp = try DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -83,9 +102,20 @@ public final class GossipServer: @unchecked Sendable {
             }
             .bind(host: bindHost, port: port).wait()
         try loop.submit {
-            self.engine.start(now: Self.monotonicNow())
+            let now = Self.monotonicNow()
+            self.engine.start(now: now)
+            if let persisted { try restoring(persisted).restore(into: self.engine, now: now) }
             self.flush()
         }.wait()
+    }
+
+    /// Waits until every state change made so far is on disk (a no-op without a state directory).
+    public func flushState() -> EventLoopFuture<Void> {
+        loop.submit { self.persistIfChanged() }.flatMap { _ in
+            let promise = self.loop.makePromise(of: Void.self)
+            self.persistQueue.async { promise.succeed(()) }
+            return promise.futureResult
+        }
     }
 
     /// Runs `body` with the engine on the loop and sends what it produced.
@@ -204,7 +234,25 @@ public final class GossipServer: @unchecked Sendable {
             }
         }
         if eventLog.count > Self.eventLogLimit { eventLog.removeFirst(eventLog.count - Self.eventLogLimit) }
+        persistIfChanged()
         armTimer()
+    }
+
+    /// Hands the member's own state to the writer when it changed since the last hand-over.
+    private func persistIfChanged() {
+        loop.preconditionInEventLoop()
+        guard let stateFile, engine.ownStateVersion != persistedVersion else { return }
+        persistedVersion = engine.ownStateVersion
+        guard pendingState.replace(with: GossipPersistentState(of: engine)) else { return }
+        let logger = logger
+        persistQueue.async { [pendingState] in
+            guard let state = pendingState.take() else { return }
+            do {
+                try stateFile.save(state)
+            } catch {
+                logger.error("cannot write the gossip state", metadata: ["path": "\(stateFile.path)", "error": "\(error)"])
+            }
+        }
     }
 
     private func armTimer() {
@@ -239,6 +287,29 @@ public final class GossipServer: @unchecked Sendable {
             .whenFailure { error in
                 self.logger.debug("stream to \(destination) failed: \(error)")
             }
+    }
+}
+
+/// The newest state waiting for the writer: a burst of changes is one write.
+private final class PendingState: @unchecked Sendable {
+    // @unchecked: `state` is read and written under `lock` only.
+    private let lock = NSLock()
+    private var state: GossipPersistentState?
+
+    /// Stores `newState`; true when nothing was pending (the caller schedules a write).
+    func replace(with newState: GossipPersistentState) -> Bool {
+        lock.withLock {
+            defer { state = newState }
+            return state == nil
+        }
+    }
+
+    /// The pending state, leaving none.
+    func take() -> GossipPersistentState? {
+        lock.withLock {
+            defer { state = nil }
+            return state
+        }
     }
 }
 

@@ -1,5 +1,4 @@
 import ArgumentParser
-import DurableFiles
 import Foundation
 import Gossip
 import HostNet
@@ -54,22 +53,21 @@ struct GossipServe: ParsableCommand {
             randomSeed: UInt64.random(in: 0...UInt64.max), startWallMicroseconds: UInt64(Date().timeIntervalSince1970 * 1_000_000))
         configuration.maximumDatagramBytes = 1_400
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let server = GossipServer(configuration: configuration, keyring: keyring, group: group, logger: logger)
-        try server.start(bindHost: advertised.host)
-        let store = dataDir.map { GossipStateFile(directory: $0) }
-        let persisted = try store?.load() ?? GossipPersistentState(networks: [], entries: [])
-        let initialNetworks = Set(persisted.networks + (networks?.split(separator: ",").map(String.init) ?? []))
+        // The server keeps its own networks and entries in --data-dir and restores them here.
+        let server = GossipServer(configuration: configuration, keyring: keyring, group: group, logger: logger, stateDirectory: dataDir)
+        do {
+            try server.start(bindHost: advertised.host)
+        } catch let error as GossipStateFileError {
+            throw ValidationError("\(error); move it away to start without it")
+        }
+        let initialNetworks = networks?.split(separator: ",").map(String.init) ?? []
         try server.run { engine, now in
-            for network in initialNetworks.sorted() { try engine.joinNetwork(network, now: now) }
-            for entry in persisted.entries {
-                try engine.put(
-                    EntryKey(network: entry.network, table: entry.table, key: entry.key), value: Array(entry.value.utf8), now: now)
-            }
+            for network in initialNetworks where !engine.joinedNetworks.contains(network) { try engine.joinNetwork(network, now: now) }
         }.wait()
         let seeds = (join?.split(separator: ",") ?? []).compactMap { GossipAddress(String($0), defaultPort: port) }
         if !seeds.isEmpty { try server.run { engine, now in engine.join(seeds, now: now) }.wait() }
         let controlChannel = try ControlChannel.serveLines(at: control, group: group) { (request: GossipControlRequest) in
-            GossipControlHandler(server: server, store: store).handle(request)
+            GossipControlHandler(server: server).handle(request)
         }
         FileHandle.standardOutput.write(Data("gossip member \(name) on \(advertised.host):\(port) (\(keyring == nil ? "plaintext" : "AES-GCM")), control \(control)\n".utf8))
         if waitForTermination() == SIGTERM { try? server.leave().wait() }
@@ -79,32 +77,9 @@ struct GossipServe: ParsableCommand {
     }
 }
 
-/// The member's persistent state, written atomically after each change of it.
-struct GossipStateFile: Sendable {
-    let directory: String
-    var path: String { "\(directory)/gossip-state.json" }
-
-    func load() throws -> GossipPersistentState? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        do {
-            return try JSONDecoder().decode(GossipPersistentState.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw ValidationError("cannot read \(path): \(error)")
-        }
-    }
-
-    func save(_ state: GossipPersistentState) throws {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try DurableFile.writeAtomically(try encoder.encode(state), to: path)
-    }
-}
-
 /// Serves the control protocol against a running server.
 struct GossipControlHandler: Sendable {
     let server: GossipServer
-    let store: GossipStateFile?
 
     func handle(_ request: GossipControlRequest) -> GossipControlResponse {
         do {
@@ -131,7 +106,7 @@ struct GossipControlHandler: Sendable {
             try server.run { engine, now in
                 if isPut { try engine.put(key, value: value, now: now) } else { try engine.delete(key, now: now) }
             }.wait()
-            try persist()
+            try server.flushState().wait()  // acknowledged means on disk
             return .success
         case .join:
             let addresses = try request.arguments.map { text in
@@ -146,7 +121,7 @@ struct GossipControlHandler: Sendable {
             try server.run { engine, now in
                 if joining { try engine.joinNetwork(network, now: now) } else { engine.leaveNetwork(network, now: now) }
             }.wait()
-            try persist()
+            try server.flushState().wait()  // acknowledged means on disk
             return .success
         case .statistics:
             let (statistics, networks) = try server.run { engine, _ in (engine.statistics, engine.joinedNetworks) }.wait()
@@ -184,16 +159,6 @@ struct GossipControlHandler: Sendable {
             try server.run { engine, now in engine.leave(now: now) }.wait()
             return .success
         }
-    }
-
-    private func persist() throws {
-        guard let store else { return }
-        let state = try server.run { engine, _ in
-            GossipPersistentState(
-                networks: engine.joinedNetworks,
-                entries: engine.ownEntries.map { view($0.key, engine.configuration.name, $0.value) })
-        }.wait()
-        try store.save(state)
     }
 }
 

@@ -51,10 +51,3 @@ struct GossipControlResponse: ControlAnswer {
     static func failure(_ message: String) -> GossipControlResponse { GossipControlResponse(ok: false, error: message) }
     static var success: GossipControlResponse { GossipControlResponse(ok: true) }
 }
-
-/// What `shoal gossip serve --data-dir` keeps across restarts: the networks joined and the
-/// member's own entries, which it writes again (with fresh clocks) when it starts.
-struct GossipPersistentState: Codable {
-    var networks: [String]
-    var entries: [GossipEntryView]
-}
