@@ -27,13 +27,28 @@ struct DispatcherService: Shoal_Api_Dispatcher.SimpleServiceProtocol {
             }
             let session = try manager.liveness.open(node: identity.nodeID)
             Counter(label: "shoal_dispatcher_sessions_opened_total").increment()
-            if node.status.state != .ready || (request.hasNodeDescription && node.status.addr != request.nodeDescription.advertiseAddr) {
+            // Bounded: a conflict means the leader's liveness pass wrote the node meanwhile
+            // (Unknown after a leadership change); read it again and write Ready over it.
+            for attempt in 1...3 {
+                guard node.status.state != .ready || (request.hasNodeDescription && node.status.addr != request.nodeDescription.advertiseAddr)
+                else { break }
                 node.status.state = .ready
                 node.status.message = ""
                 if request.hasNodeDescription, !request.nodeDescription.advertiseAddr.isEmpty {
                     node.status.addr = request.nodeDescription.advertiseAddr
                 }
-                _ = try await manager.write([Shoal_Api_StoreAction(.update, node)])
+                let outcome: APIError?
+                do {
+                    _ = try await manager.write([Shoal_Api_StoreAction(.update, node)])
+                    outcome = nil
+                } catch {
+                    outcome = error
+                }
+                guard let failure = outcome else { break }
+                guard failure.reason == .versionConflict, attempt < 3,
+                    let current = try await manager.read({ $0.nodes[identity.nodeID] })
+                else { throw failure }
+                node = current
             }
             var lastManagers: [Shoal_Api_WeightedPeer] = []
             var lastKeys: [Shoal_Api_EncryptionKey]?
@@ -206,6 +221,23 @@ extension Manager {
                 period = ClusterDefaults.heartbeatPeriod(of: cluster.spec)
                 if let nodes = try? await read({ store in store.nodes.sorted }) {
                     let states = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0.status.state) })
+                    let changes = liveness.statusChanges(states)
+                    let marks = nodes.compactMap { node -> Shoal_Api_StoreAction? in
+                        guard let state = changes[node.id] else { return nil }
+                        var node = node
+                        node.status.state = state
+                        node.status.message = state == .unknown ? "Node moved to unknown state due to leadership change in cluster" : ""
+                        return Shoal_Api_StoreAction(.update, node)
+                    }
+                    // Written with the versions read: a node whose session opened meanwhile
+                    // (and wrote it Ready) makes this a conflict, and the next pass looks again.
+                    let written = marks.isEmpty ? true : (try? await write(marks)) != nil
+                    if written {
+                        if changes.values.contains(.unknown) {
+                            logger.info("nodes unknown after a leadership change", metadata: ["nodes": "\(changes.filter { $0.value == .unknown }.keys.sorted())"])
+                        }
+                        liveness.wroteUnknown()
+                    }
                     let expired = liveness.expired(states, period: .seconds(period))
                     let updates = nodes.filter { expired.contains($0.id) }.map { node -> Shoal_Api_StoreAction in
                         var node = node

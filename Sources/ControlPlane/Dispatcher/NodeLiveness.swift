@@ -1,8 +1,9 @@
 // Which nodes are alive, as the leading manager's dispatcher sees it: each session's last
 // heartbeat. A node that misses three heartbeat periods is written Down and its session ends;
 // a node that opens a session is written Ready. A manager that has just become leader knows nobody's last
-// heartbeat, so every node gets a full grace period from that moment (its status stays as
-// stored, not Down) to find the new leader — a leader change alone never takes a node down.
+// heartbeat, so every node gets a full grace period from that moment to find the new leader —
+// a leader change alone never takes a node down. Meanwhile the nodes it has not heard from are
+// written Unknown, as swarm does: what they run is not known, and nothing new goes to them.
 
 import ClusterAPI
 import Foundation
@@ -15,6 +16,8 @@ final class NodeLiveness: Sendable {
         var lastSeen: [String: ContinuousClock.Instant] = [:]
         var sessions: [String: String] = [:]  // session ID → node ID
         var leadingSince: ContinuousClock.Instant?
+        /// Set when this manager starts to lead, until the nodes without a session are written Unknown.
+        var unknownPending = false
         var stopped = false
     }
     private let state = Mutex(State())
@@ -56,9 +59,34 @@ final class NodeLiveness: Sendable {
                 $0.lastSeen = [:]
             } else if $0.leadingSince == nil {
                 $0.leadingSince = .now
+                $0.unknownPending = true
             }
         }
     }
+
+    /// The status each of `nodes` (ID → stored status) should now be written with, where it
+    /// differs: after a leadership change, Unknown for the Ready nodes without a session with
+    /// this leader (once: ``wroteUnknown()`` confirms it); at any time, Ready for a node whose
+    /// session is open but whose status says Unknown (its session opened while it was being
+    /// written Unknown).
+    func statusChanges(_ nodes: [String: Shoal_Api_NodeState]) -> [String: Shoal_Api_NodeState] {
+        state.withLock { state in
+            guard state.leadingSince != nil else { return [:] }
+            let connected = Set(state.sessions.values)
+            var changes: [String: Shoal_Api_NodeState] = [:]
+            for (id, status) in nodes {
+                if connected.contains(id) {
+                    if status == .unknown { changes[id] = .ready }
+                } else if state.unknownPending && status == .ready {
+                    changes[id] = .unknown
+                }
+            }
+            return changes
+        }
+    }
+
+    /// The Unknown statuses of a leadership change are written.
+    func wroteUnknown() { state.withLock { $0.unknownPending = false } }
 
     /// The nodes among `nodes` (ID → status) whose heartbeats stopped for longer than the
     /// grace period, measured from their last heartbeat or from when this leader took over.
