@@ -17,6 +17,16 @@ struct TaskOutcome: Equatable {
     var exitCode: Int32
 }
 
+/// What a command run in a task's sandbox (`shoal exec`) produced, piece by piece.
+public enum ExecOutput: Sendable, Equatable {
+    /// Bytes it wrote on standard output.
+    case standardOutput([UInt8])
+    /// Bytes it wrote on standard error.
+    case standardError([UInt8])
+    /// Its exit status (128 + N when signal N ended it); the last piece.
+    case exit(Int32)
+}
+
 /// The sandbox and process of one task.
 final class TaskRunner: @unchecked Sendable {
     // @unchecked: used by one driving Swift task at a time (the worker's), plus `stop`, which
@@ -75,6 +85,7 @@ final class TaskRunner: @unchecked Sendable {
             var spec = SandboxSpec(command: task.spec.process.command + task.spec.process.args)
             spec.environment = task.spec.process.env
             spec.hostname = hostname
+            spec.newPIDNamespace = task.spec.process.pidNamespace
             spec.networkNamespace = namespace
             spec.bindMounts = files
             spec.controlGroup = group
@@ -148,9 +159,7 @@ final class TaskRunner: @unchecked Sendable {
     /// (killed then). On a thread of its own: the command may run for seconds, and a
     /// cooperative thread (two on this kind of machine) must not wait that long.
     func execute(_ command: [String], environment: [String] = [], timeoutSeconds: Double) async throws(HostNetError) -> NamespacedProcess.Result {
-        let pid = processID
-        guard pid > 0 else { throw HostNetError("exec", task.id, errno: ESRCH) }
-        let argv = ["nsenter", "--target", "\(pid)", "--net", "--mount", "--uts", "--", "env"] + task.spec.process.env + environment + command
+        let argv = try sandboxCommand(command, environment: environment)
         let result: Result<NamespacedProcess.Result, HostNetError> = await withCheckedContinuation { continuation in
             Thread.detachNewThread {
                 do throws(HostNetError) {
@@ -161,6 +170,47 @@ final class TaskRunner: @unchecked Sendable {
             }
         }
         return try result.get()
+    }
+
+    /// Starts `command` as ``execute(_:environment:timeoutSeconds:)`` does and streams what it
+    /// writes, standard output and standard error apart, as it writes it, then its exit status.
+    /// The stream holds at most 64 pieces: a reader that falls behind slows the command down
+    /// (its pipe fills), and one that stops reading gets the command killed.
+    func stream(_ command: [String], environment: [String] = [], timeoutSeconds: Double) throws(HostNetError) -> AsyncStream<ExecOutput> {
+        let process = try NamespacedProcess(try sandboxCommand(command, environment: environment), separateStandardError: true)
+        let (stream, continuation) = AsyncStream.makeStream(of: ExecOutput.self, bufferingPolicy: .bufferingOldest(64))
+        Thread.detachNewThread {
+            let deadline = Date().addingTimeInterval(timeoutSeconds)
+            // Bounded by the command's deadline: waits 1 ms at a time while the stream is full.
+            func hand(_ item: ExecOutput) -> Bool {
+                while true {
+                    switch continuation.yield(item) {
+                    case .enqueued: return true
+                    case .terminated: return false
+                    case .dropped:
+                        guard Date() < deadline else { return false }
+                        usleep(1_000)
+                    @unknown default: return false
+                    }
+                }
+            }
+            let (status, _) = process.stream(timeoutSeconds: timeoutSeconds) { bytes, isStandardError in
+                hand(isStandardError ? .standardError(Array(bytes)) : .standardOutput(Array(bytes)))
+            }
+            _ = hand(.exit(status))
+            continuation.finish()
+        }
+        return stream
+    }
+
+    /// The command line that runs `command` inside this task's namespaces with nsenter.
+    private func sandboxCommand(_ command: [String], environment: [String]) throws(HostNetError) -> [String] {
+        let pid = processID
+        guard pid > 0 else { throw HostNetError("exec", task.id, errno: ESRCH) }
+        // In a task's own PID namespace the command joins it too (nsenter forks into it), so it
+        // sees the task's processes and its /proc.
+        let namespaces = ["--net", "--mount", "--uts"] + (task.spec.process.pidNamespace ? ["--pid"] : [])
+        return ["nsenter", "--target", "\(pid)"] + namespaces + ["--", "env"] + task.spec.process.env + environment + command
     }
 
     /// Keeps each output file under `limit` bytes: a file past it becomes `.1` (replacing the

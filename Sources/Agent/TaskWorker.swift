@@ -325,15 +325,16 @@ public actor TaskWorker {
         }
     }
 
-    /// Runs `command` in the sandbox of the local task `taskID` (`shoal exec`), to completion.
+    /// Runs `command` in the sandbox of the local task `taskID` (`shoal exec`): its output as it
+    /// comes, then its exit status.
     public func execute(
         in taskID: String, command: [String], environment: [String]
-    ) async throws(APIError) -> NamespacedProcess.Result {
+    ) throws(APIError) -> AsyncStream<ExecOutput> {
         guard let (runner, _) = runners[taskID], !stopping.contains(taskID), runner.processID > 0 else {
             throw APIError(.notFound, "task \(taskID.prefix(12)) does not run on this node (any more)", objectID: taskID)
         }
         do {
-            return try await runner.execute(command, environment: environment, timeoutSeconds: 3600)
+            return try runner.stream(command, environment: environment, timeoutSeconds: 3600)
         } catch {
             throw APIError(.unavailable, "cannot run the command in the task's sandbox: \(error)")
         }

@@ -4,7 +4,10 @@
 // because everything between clone() and execve() must be async-signal-safe; no Swift
 // package does this (runc's nsexec is the same dance). A failing step reports its errno and
 // its number through a close-on-exec pipe, so the parent learns why; a successful exec
-// closes the pipe with nothing written.
+// closes the pipe with nothing written. In a PID namespace of its own the launched process
+// stays as the namespace's init (tini's job, `docker run --init`): it mounts a /proc of the
+// namespace, forks the command, forwards every signal to it, reaps orphans, and exits with
+// the command's status. A PID 1 without handlers would ignore the stop signal.
 #define _GNU_SOURCE
 #include "CShoal.h"
 #include <errno.h>
@@ -43,6 +46,40 @@ static int write_all(const char *path, const char *text) {
     return written == (ssize_t)length ? 0 : -1;
 }
 
+// The namespace's init: the command runs as its child; signals are taken synchronously
+// (all blocked, sigwaitinfo), so a signal sent before the child exists is not lost.
+static void run_as_init(const shoal_sandbox_spec *spec, int report) {
+    sigset_t all;
+    sigfillset(&all);
+    if (sigprocmask(SIG_SETMASK, &all, NULL) < 0) fail(report, 1);
+    pid_t command = fork();
+    if (command < 0) fail(report, 12);
+    if (command == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        if (sigprocmask(SIG_SETMASK, &none, NULL) < 0) fail(report, 1);
+        execvpe(spec->argv[0], spec->argv, spec->envp);
+        fail(report, 10);
+    }
+    // The command's exec (or its failure report) closes the pipe for the parent.
+    close(report);
+    for (;;) {
+        siginfo_t info;
+        int signal_number = sigwaitinfo(&all, &info);
+        if (signal_number < 0) continue;
+        if (signal_number != SIGCHLD) {
+            kill(command, signal_number);
+            continue;
+        }
+        for (;;) {
+            int status;
+            pid_t reaped = waitpid(-1, &status, WNOHANG);
+            if (reaped <= 0) break;
+            if (reaped == command) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+        }
+    }
+}
+
 static int sandbox_main(void *argument) {
     struct sandbox_child *child = argument;
     const shoal_sandbox_spec *spec = child->spec;
@@ -60,10 +97,12 @@ static int sandbox_main(void *argument) {
     for (int i = 0; i < spec->bind_count; i++) {
         if (mount(spec->bind_sources[i], spec->bind_targets[i], NULL, MS_BIND, NULL) < 0) fail(report, 5);
     }
+    if (spec->new_pid_namespace && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail(report, 11);
     if (spec->hostname && sethostname(spec->hostname, strlen(spec->hostname)) < 0) fail(report, 6);
     if (dup2(spec->stdin_fd, 0) < 0 || dup2(spec->stdout_fd, 1) < 0 || dup2(spec->stderr_fd, 2) < 0) fail(report, 7);
     if (spec->workdir && chdir(spec->workdir) < 0) fail(report, 8);
     if (setsid() < 0) fail(report, 9);
+    if (spec->new_pid_namespace) run_as_init(spec, report);
     execvpe(spec->argv[0], spec->argv, spec->envp);
     fail(report, 10);
     return 127;

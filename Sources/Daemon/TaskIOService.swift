@@ -27,29 +27,47 @@ struct TaskIOService: Shoal_Api_TaskIO.ServiceProtocol {
             guard !message.command.isEmpty else { throw APIError(.invalidSpec, "exec needs a command", field: "command") }
             // A full ID of a task running here (as a forwarding manager sends it) needs no lookup.
             if await daemon.worker.processID(of: message.task) != nil {
-                return Self.response(try await daemon.execLocally(message.task, command: message.command, environment: message.env))
+                return Self.relay(try await daemon.worker.execute(in: message.task, command: message.command, environment: message.env))
             }
             let (task, node) = try await daemon.locateRunningTask(message.task)
             if node.id != (await daemon.nodeIDNow) {
-                var forwarded = message
-                forwarded.task = task.id
+                let forwarded = {
+                    var forwarded = message
+                    forwarded.task = task.id
+                    return forwarded
+                }()
                 let connection = try await daemon.connection(to: node)
-                return Self.response(try await connection.taskIO.exec(forwarded) { response in
-                    var items: [Shoal_Api_ExecResponse] = []
-                    for try await item in response.messages { items.append(item) }
-                    return items
-                })
+                // Each piece goes on as the node sends it: a long command's output is seen live.
+                return StreamingServerResponse { writer in
+                    do {
+                        try await connection.taskIO.exec(forwarded) { response in
+                            for try await item in response.messages { try await writer.write(item) }
+                        }
+                    } catch {
+                        throw APIError(error).rpcError
+                    }
+                    return [:]
+                }
             }
-            return Self.response(try await daemon.execLocally(task.id, command: message.command, environment: message.env))
+            return Self.relay(try await daemon.worker.execute(in: task.id, command: message.command, environment: message.env))
         } catch {
             throw APIError(error).rpcError
         }
     }
 
-    /// A command's whole output and exit status as the stream Exec answers.
-    private static func response(_ items: [Shoal_Api_ExecResponse]) -> StreamingServerResponse<Shoal_Api_ExecResponse> {
+    /// A local command's output, piece by piece as it comes, then its exit status, as the
+    /// stream Exec answers. A caller that goes away ends the stream, which kills the command.
+    private static func relay(_ output: AsyncStream<ExecOutput>) -> StreamingServerResponse<Shoal_Api_ExecResponse> {
         StreamingServerResponse { writer in
-            try await writer.write(contentsOf: items)
+            for await piece in output {
+                var item = Shoal_Api_ExecResponse()
+                switch piece {
+                case .standardOutput(let bytes): item.stdout = Data(bytes)
+                case .standardError(let bytes): item.stderr = Data(bytes)
+                case .exit(let status): item.exitCode = status
+                }
+                try await writer.write(item)
+            }
             return [:]
         }
     }
@@ -186,15 +204,5 @@ extension Daemon {
         } catch {
             throw APIError(error)
         }
-    }
-
-    /// Runs `command` in the local task's sandbox, to completion; its output, then its exit status.
-    func execLocally(_ taskID: String, command: [String], environment: [String]) async throws(APIError) -> [Shoal_Api_ExecResponse] {
-        let finished = try await worker.execute(in: taskID, command: command, environment: environment)
-        var output = Shoal_Api_ExecResponse()
-        output.stdout = Data(finished.output.utf8)
-        var exit = Shoal_Api_ExecResponse()
-        exit.exitCode = finished.status
-        return finished.output.isEmpty ? [exit] : [output, exit]
     }
 }

@@ -23,7 +23,9 @@ public struct SandboxSpec: Sendable {
     /// Files its standard output and error are appended to (nil: /dev/null).
     public var outputFile: String?
     public var errorFile: String?
-    /// A PID namespace of its own (its command is then PID 1 there).
+    /// A PID namespace of its own, with its own /proc: the process started is then a small
+    /// init (PID 1 there) that runs the command as its child, forwards it every signal, reaps
+    /// orphans and exits with its status, as `docker run --init` does.
     public var newPIDNamespace = false
 
     /// A spec running `command` with nothing else set.
@@ -103,7 +105,8 @@ public final class SandboxedProcess: Sendable {
         guard pid > 0 else {
             let steps = [
                 "clone", "reset signals", "join cgroup", "enter network namespace", "make mounts private", "bind-mount files",
-                "set hostname", "set standard streams", "change directory", "start session", "execute",
+                "set hostname", "set standard streams", "change directory", "start session", "execute", "mount /proc",
+                "fork the command under init",
             ]
             let what = Int(step) < steps.count ? steps[Int(step)] : "step \(step)"
             throw HostNetError("sandbox: \(what)", name, errno: errorNumber)

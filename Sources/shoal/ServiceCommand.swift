@@ -94,6 +94,8 @@ struct ServiceCommand: AsyncParsableCommand {
         var label: [String] = []
         @Option(help: "The tasks' hostname (default: the task's short ID).")
         var hostname: String?
+        @Flag(name: .customLong("init"), help: "Run each task in a PID namespace of its own under an init that forwards signals and reaps processes.")
+        var initProcess = false
         @Option(help: "Time between SIGTERM and SIGKILL, e.g. 10s.")
         var stopGracePeriod = "10s"
         @Option(help: "A command run in the task's sandbox to check its health (with /bin/sh -c); exit 0 is healthy.")
@@ -143,6 +145,7 @@ struct ServiceCommand: AsyncParsableCommand {
                 spec.task.process.args = Array(argv.dropFirst())
                 spec.task.process.env = env
                 spec.task.process.hostname = hostname ?? ""
+                spec.task.process.pidNamespace = initProcess
                 spec.task.process.stopGracePeriod = try durationFlag("--stop-grace-period", stopGracePeriod)
                 let check = try healthCheck()
                 if !check.test.isEmpty { spec.task.process.healthcheck = check }

@@ -47,6 +47,7 @@ enum ServiceText {
         lines += ["ContainerSpec:", " Command:\t\(image(spec.task))"]
         if !spec.task.process.env.isEmpty { lines.append(" Env:\t\t\(spec.task.process.env.joined(separator: " "))") }
         if !spec.task.process.hostname.isEmpty { lines.append(" Hostname:\t\(spec.task.process.hostname)") }
+        if spec.task.process.pidNamespace { lines.append(" Init:\t\ttrue") }
         let health = spec.task.process.healthcheck
         if let kind = health.test.first {
             lines.append("Healthcheck:")

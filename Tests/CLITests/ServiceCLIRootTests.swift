@@ -155,6 +155,23 @@ struct ServiceCLIRootTests {
             #expect(lines.first == String(row[0].prefix(12)) && output.contains("nameserver 127.0.0.11") && lines.last == "lo", "\(output)")
         }
 
+        // --init: the task's own PID namespace; exec joins it; the stop signal reaches the command
+        // through init (without it, a PID 1 would ignore SIGTERM until the 30 s grace ran out).
+        let initMarker = "sleep 43\(getpid() % 100)2"
+        let isolated = try shoalAt(n1, [
+            "service", "create", "--name", "isolated", "--init", "--stop-grace-period", "30s", "--", "sh", "-c", "exec \(initMarker)",
+        ], timeout: 60)
+        #expect(isolated.status == 0, "\(isolated.output)")
+        #expect(try shoalAt(n1, ["service", "inspect", "--pretty", "isolated"]).output.contains("Init:\t\ttrue"))
+        let seen = try shoalAt(n1, ["exec", "isolated.1", "--", "sh", "-c", "cat /proc/2/cmdline | tr '\\0' ' '; echo; ls /proc | grep -cE '^[0-9]+$'"])
+        let seenLines = seen.output.split(separator: "\n").map(String.init)
+        #expect(seen.status == 0 && seenLines.first?.hasPrefix(initMarker) == true, "the command is PID 2, under init: \(seen.output)")
+        #expect((seenLines.last.flatMap { Int($0) } ?? 99) < 10, "only the task's processes: \(seen.output)")
+        let removing = Date()
+        #expect(try shoalAt(n1, ["service", "rm", "isolated"]).status == 0)
+        #expect(try eventually { processes(containing: initMarker).isEmpty })
+        #expect(Date().timeIntervalSince(removing) < 15, "the stop took \(Date().timeIntervalSince(removing)) s")
+
         // A command that fails is restarted as its policy says, then left failed.
         let failing = try shoalAt(n1, [
             "service", "create", "--name", "flaky", "--detach", "--restart-condition", "on-failure", "--restart-max-attempts", "3",
@@ -269,6 +286,23 @@ struct ServiceCLIRootTests {
         }
         let exitStatus = try shoalAt(n1, ["exec", "my-web.2", "--", "sh", "-c", "echo out; exit 7"])
         #expect(exitStatus.status == 7 && exitStatus.output.contains("out"), "\(exitStatus.output)")
+        // Output is relayed as it is written, standard error apart, from this node's task and
+        // from the others' (forwarded): "early" arrives while the command still sleeps.
+        for slot in 1...3 {
+            let script = "echo early; echo oops >&2; sleep 2; echo late; exit 3"
+            let process = try NamespacedProcess(
+                [shoalExecutable, "-H", "unix://\(n1)", "exec", "my-web.\(slot)", "--", "sh", "-c", script], separateStandardError: true)
+            let started = Date()
+            var output = "", errors = "", earlyAfter: Double?
+            let (status, _) = process.stream(timeoutSeconds: 30) { bytes, isStandardError in
+                if isStandardError { errors += String(decoding: bytes, as: UTF8.self) } else { output += String(decoding: bytes, as: UTF8.self) }
+                if earlyAfter == nil && output.contains("early") { earlyAfter = Date().timeIntervalSince(started) }
+                return true
+            }
+            let ended = Date().timeIntervalSince(started)
+            #expect(status == 3 && output == "early\nlate\n" && errors == "oops\n", "my-web.\(slot): \(status) \(output) \(errors)")
+            #expect((earlyAfter ?? ended) < ended - 1.5, "my-web.\(slot): early output after \(earlyAfter ?? -1) s, end after \(ended) s")
+        }
         let unknown = try shoalAt(n1, ["exec", "nothing.1", "--", "true"])
         #expect(unknown.status == 1 && unknown.output == "Error: task nothing.1 not found\n", "\(unknown.output)")
         // Over the overlay, from n1 to the task on n3.

@@ -59,6 +59,52 @@ struct SandboxRootTests {
         }
     }
 
+    @Test func inItsOwnPIDNamespaceTheCommandRunsUnderAnInitThatForwardsSignalsAndReaps() async throws {
+        try await withDirectory { directory in
+            // The command: its pid, the pids its /proc shows, an orphan left to init, then a
+            // wait for SIGTERM (which reaches it only if init forwards it).
+            let script = """
+                echo pid=$$; ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '; echo
+                sh -c 'sleep 0.2 &' ; sleep 0.5
+                echo zombies=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l)
+                trap 'echo terminated; exit 5' TERM
+                echo ready; sleep 30 & wait
+                """
+            var spec = SandboxSpec(command: ["sh", "-c", script])
+            spec.newPIDNamespace = true
+            spec.outputFile = "\(directory)/out.log"
+            spec.errorFile = "\(directory)/err.log"
+            let process = try SandboxedProcess(spec)
+            var output = ""
+            for _ in 0..<100 where !output.contains("ready") {  // Bounded: 100 reads, 50 ms apart.
+                usleep(50_000)
+                output = (try? String(contentsOfFile: "\(directory)/out.log", encoding: .utf8)) ?? ""
+            }
+            #expect(output.contains("ready"), "\(output)")
+            process.signal(SIGTERM)  // to init, as the agent's stop does
+            #expect(await process.waitForExit() == .exited(5))
+            output = try String(contentsOfFile: "\(directory)/out.log", encoding: .utf8)
+            let lines = output.split(separator: "\n").map(String.init)
+            #expect(lines.first == "pid=2", "the command is init's child: \(output)")
+            let visible = lines.dropFirst().first?.split(separator: " ").compactMap { Int($0) } ?? []
+            #expect(visible.first == 1 && visible.allSatisfy { $0 < 20 }, "its /proc shows the namespace's processes only: \(output)")
+            #expect(lines.contains("zombies=0"), "the orphan was reaped: \(output)")
+            #expect(lines.last == "terminated", "\(output)")
+        }
+        // A command that cannot start is reported as without the namespace; an exit status is relayed.
+        var missing = SandboxSpec(command: ["/no/such/program"])
+        missing.newPIDNamespace = true
+        do {
+            _ = try SandboxedProcess(missing)
+            Issue.record("a missing program started")
+        } catch {
+            #expect(error.operation == "sandbox: execute" && error.errno == ENOENT, "\(error)")
+        }
+        var failing = SandboxSpec(command: ["sh", "-c", "exit 3"])
+        failing.newPIDNamespace = true
+        #expect(await (try SandboxedProcess(failing)).waitForExit() == .exited(3))
+    }
+
     @Test func theMemoryLimitKillsAndSaysSoAndTheGroupsGoWithTheTask() async throws {
         let name = "test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let group = try ControlGroup.create(named: name, memoryLimit: 32 << 20, nanoCPUs: 500_000_000)

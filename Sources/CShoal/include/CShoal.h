@@ -51,7 +51,9 @@ typedef struct {
     const char *workdir;
     /// Standard input, output and error of the process.
     int stdin_fd, stdout_fd, stderr_fd;
-    /// Non-zero for a new PID namespace (the command is its PID 1).
+    /// Non-zero for a new PID namespace with its own /proc; the launched process stays as its
+    /// init (PID 1: forwards signals, reaps orphans, exits with the command's status) and the
+    /// command runs as its child.
     int new_pid_namespace;
     /// NULL-terminated argument and environment vectors; argv[0] is searched in PATH.
     char *const *argv;
@@ -61,7 +63,8 @@ typedef struct {
 /// Starts a process as `spec` says, in new mount and UTS namespaces. Returns its pid once it
 /// has exec'd, or -1 with the errno in `error_out` and the failing step in `step_out`
 /// (1 signal mask, 2 cgroup, 3 network namespace, 4 private mounts, 5 bind mount, 6 hostname,
-/// 7 standard streams, 8 working directory, 9 session, 10 exec; 0 for clone itself).
+/// 7 standard streams, 8 working directory, 9 session, 10 exec, 11 mount /proc, 12 fork the
+/// command under the namespace's init; 0 for clone itself).
 pid_t shoal_sandbox_spawn(const shoal_sandbox_spec *spec, int *error_out, int *step_out);
 
 #endif

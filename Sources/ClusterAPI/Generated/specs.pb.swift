@@ -178,61 +178,135 @@ public nonisolated struct Shoal_Api_GlobalService: Sendable {
 }
 
 /// The template of a task; copied into each task when the orchestrator creates it. [user]
-public nonisolated struct Shoal_Api_TaskSpec: @unchecked Sendable {
+public nonisolated struct Shoal_Api_TaskSpec: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The process to run in the task's sandbox. [user]
   public var process: Shoal_Api_ProcessSpec {
-    get {_storage._process ?? Shoal_Api_ProcessSpec()}
-    set {_uniqueStorage()._process = newValue}
+    get {_process ?? Shoal_Api_ProcessSpec()}
+    set {_process = newValue}
   }
   /// Returns true if `process` has been explicitly set.
-  public var hasProcess: Bool {_storage._process != nil}
+  public var hasProcess: Bool {self._process != nil}
   /// Clears the value of `process`. Subsequent reads from it will return its default value.
-  public mutating func clearProcess() {_uniqueStorage()._process = nil}
+  public mutating func clearProcess() {self._process = nil}
 
   /// CPU and memory reservations and limits. [user]
   public var resources: Shoal_Api_ResourceRequirements {
-    get {_storage._resources ?? Shoal_Api_ResourceRequirements()}
-    set {_uniqueStorage()._resources = newValue}
+    get {_resources ?? Shoal_Api_ResourceRequirements()}
+    set {_resources = newValue}
   }
   /// Returns true if `resources` has been explicitly set.
-  public var hasResources: Bool {_storage._resources != nil}
+  public var hasResources: Bool {self._resources != nil}
   /// Clears the value of `resources`. Subsequent reads from it will return its default value.
-  public mutating func clearResources() {_uniqueStorage()._resources = nil}
+  public mutating func clearResources() {self._resources = nil}
 
   /// When ended tasks are replaced; absent means restart on any ending after 5s. [user]
   public var restart: Shoal_Api_RestartPolicy {
-    get {_storage._restart ?? Shoal_Api_RestartPolicy()}
-    set {_uniqueStorage()._restart = newValue}
+    get {_restart ?? Shoal_Api_RestartPolicy()}
+    set {_restart = newValue}
   }
   /// Returns true if `restart` has been explicitly set.
-  public var hasRestart: Bool {_storage._restart != nil}
+  public var hasRestart: Bool {self._restart != nil}
   /// Clears the value of `restart`. Subsequent reads from it will return its default value.
-  public mutating func clearRestart() {_uniqueStorage()._restart = nil}
+  public mutating func clearRestart() {self._restart = nil}
 
   /// Constraints and per-node maximum. [user]
   public var placement: Shoal_Api_Placement {
-    get {_storage._placement ?? Shoal_Api_Placement()}
-    set {_uniqueStorage()._placement = newValue}
+    get {_placement ?? Shoal_Api_Placement()}
+    set {_placement = newValue}
   }
   /// Returns true if `placement` has been explicitly set.
-  public var hasPlacement: Bool {_storage._placement != nil}
+  public var hasPlacement: Bool {self._placement != nil}
   /// Clears the value of `placement`. Subsequent reads from it will return its default value.
-  public mutating func clearPlacement() {_uniqueStorage()._placement = nil}
+  public mutating func clearPlacement() {self._placement = nil}
 
   /// Networks each task joins, in order (`--network`). [user]
-  public var networks: [Shoal_Api_NetworkAttachmentConfig] {
-    get {_storage._networks}
-    set {_uniqueStorage()._networks = newValue}
-  }
+  public var networks: [Shoal_Api_NetworkAttachmentConfig] = []
 
   /// Bumped by `service update --force` to redeploy tasks without another change. [user]
-  public var forceUpdate: UInt64 {
-    get {_storage._forceUpdate}
-    set {_uniqueStorage()._forceUpdate = newValue}
+  public var forceUpdate: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _process: Shoal_Api_ProcessSpec? = nil
+  fileprivate var _resources: Shoal_Api_ResourceRequirements? = nil
+  fileprivate var _restart: Shoal_Api_RestartPolicy? = nil
+  fileprivate var _placement: Shoal_Api_Placement? = nil
+}
+
+/// The process a task runs: Shoal's counterpart of swarmkit's ContainerSpec (no images). [user]
+public nonisolated struct Shoal_Api_ProcessSpec: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Program and its leading words (`service create … -- COMMAND`); docker's "image" place. [user]
+  public var command: [String] {
+    get {_storage._command}
+    set {_uniqueStorage()._command = newValue}
+  }
+
+  /// Arguments after command (`-- COMMAND ARGS…`, replaced by `service update --args`). [user]
+  public var args: [String] {
+    get {_storage._args}
+    set {_uniqueStorage()._args = newValue}
+  }
+
+  /// Environment as "KEY=VALUE" (`--env`); the agent adds nothing but HOSTNAME. [user]
+  public var env: [String] {
+    get {_storage._env}
+    set {_uniqueStorage()._env = newValue}
+  }
+
+  /// The sandbox's hostname; empty means the task's ID prefix, as docker does. [user]
+  public var hostname: String {
+    get {_storage._hostname}
+    set {_uniqueStorage()._hostname = newValue}
+  }
+
+  /// Working directory; empty means "/". [user]
+  public var dir: String {
+    get {_storage._dir}
+    set {_uniqueStorage()._dir = newValue}
+  }
+
+  /// Time between the stop signal and SIGKILL; absent means 10s. [user]
+  public var stopGracePeriod: SwiftProtobuf.Google_Protobuf_Duration {
+    get {_storage._stopGracePeriod ?? SwiftProtobuf.Google_Protobuf_Duration()}
+    set {_uniqueStorage()._stopGracePeriod = newValue}
+  }
+  /// Returns true if `stopGracePeriod` has been explicitly set.
+  public var hasStopGracePeriod: Bool {_storage._stopGracePeriod != nil}
+  /// Clears the value of `stopGracePeriod`. Subsequent reads from it will return its default value.
+  public mutating func clearStopGracePeriod() {_uniqueStorage()._stopGracePeriod = nil}
+
+  /// Signal that asks the process to stop, e.g. "SIGTERM" (the default when empty). [user]
+  public var stopSignal: String {
+    get {_storage._stopSignal}
+    set {_uniqueStorage()._stopSignal = newValue}
+  }
+
+  /// Optional health check; a task counts as RUNNING for updates and load balancing once healthy. [user]
+  public var healthcheck: Shoal_Api_HealthConfig {
+    get {_storage._healthcheck ?? Shoal_Api_HealthConfig()}
+    set {_uniqueStorage()._healthcheck = newValue}
+  }
+  /// Returns true if `healthcheck` has been explicitly set.
+  public var hasHealthcheck: Bool {_storage._healthcheck != nil}
+  /// Clears the value of `healthcheck`. Subsequent reads from it will return its default value.
+  public mutating func clearHealthcheck() {_uniqueStorage()._healthcheck = nil}
+
+  /// A PID namespace of the task's own, with its own /proc and a small init as PID 1 that runs
+  /// the command, forwards it every signal and reaps orphans (`--init`, as docker's). Without
+  /// it the task's processes live in the node's PID namespace. [user]
+  public var pidNamespace: Bool {
+    get {_storage._pidNamespace}
+    set {_uniqueStorage()._pidNamespace = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -240,58 +314,6 @@ public nonisolated struct Shoal_Api_TaskSpec: @unchecked Sendable {
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
-}
-
-/// The process a task runs: Shoal's counterpart of swarmkit's ContainerSpec (no images). [user]
-public nonisolated struct Shoal_Api_ProcessSpec: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// Program and its leading words (`service create … -- COMMAND`); docker's "image" place. [user]
-  public var command: [String] = []
-
-  /// Arguments after command (`-- COMMAND ARGS…`, replaced by `service update --args`). [user]
-  public var args: [String] = []
-
-  /// Environment as "KEY=VALUE" (`--env`); the agent adds nothing but HOSTNAME. [user]
-  public var env: [String] = []
-
-  /// The sandbox's hostname; empty means the task's ID prefix, as docker does. [user]
-  public var hostname: String = String()
-
-  /// Working directory; empty means "/". [user]
-  public var dir: String = String()
-
-  /// Time between the stop signal and SIGKILL; absent means 10s. [user]
-  public var stopGracePeriod: SwiftProtobuf.Google_Protobuf_Duration {
-    get {_stopGracePeriod ?? SwiftProtobuf.Google_Protobuf_Duration()}
-    set {_stopGracePeriod = newValue}
-  }
-  /// Returns true if `stopGracePeriod` has been explicitly set.
-  public var hasStopGracePeriod: Bool {self._stopGracePeriod != nil}
-  /// Clears the value of `stopGracePeriod`. Subsequent reads from it will return its default value.
-  public mutating func clearStopGracePeriod() {self._stopGracePeriod = nil}
-
-  /// Signal that asks the process to stop, e.g. "SIGTERM" (the default when empty). [user]
-  public var stopSignal: String = String()
-
-  /// Optional health check; a task counts as RUNNING for updates and load balancing once healthy. [user]
-  public var healthcheck: Shoal_Api_HealthConfig {
-    get {_healthcheck ?? Shoal_Api_HealthConfig()}
-    set {_healthcheck = newValue}
-  }
-  /// Returns true if `healthcheck` has been explicitly set.
-  public var hasHealthcheck: Bool {self._healthcheck != nil}
-  /// Clears the value of `healthcheck`. Subsequent reads from it will return its default value.
-  public mutating func clearHealthcheck() {self._healthcheck = nil}
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-
-  fileprivate var _stopGracePeriod: SwiftProtobuf.Google_Protobuf_Duration? = nil
-  fileprivate var _healthcheck: Shoal_Api_HealthConfig? = nil
 }
 
 /// How a service is reached. [user]
@@ -660,13 +682,75 @@ nonisolated extension Shoal_Api_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._
   public static let protoMessageName: String = _protobuf_package + ".TaskSpec"
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}process\0\u{1}resources\0\u{1}restart\0\u{1}placement\0\u{1}networks\0\u{3}force_update\0")
 
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._process) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._resources) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._restart) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._placement) }()
+      case 5: try { try decoder.decodeRepeatedMessageField(value: &self.networks) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.forceUpdate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._process {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try { if let v = self._resources {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._restart {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._placement {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if !self.networks.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.networks, fieldNumber: 5)
+    }
+    if self.forceUpdate != 0 {
+      try visitor.visitSingularUInt64Field(value: self.forceUpdate, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shoal_Api_TaskSpec, rhs: Shoal_Api_TaskSpec) -> Bool {
+    if lhs._process != rhs._process {return false}
+    if lhs._resources != rhs._resources {return false}
+    if lhs._restart != rhs._restart {return false}
+    if lhs._placement != rhs._placement {return false}
+    if lhs.networks != rhs.networks {return false}
+    if lhs.forceUpdate != rhs.forceUpdate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shoal_Api_ProcessSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ProcessSpec"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}env\0\u{1}hostname\0\u{1}dir\0\u{3}stop_grace_period\0\u{3}stop_signal\0\u{1}healthcheck\0\u{3}pid_namespace\0")
+
   fileprivate class _StorageClass {
-    var _process: Shoal_Api_ProcessSpec? = nil
-    var _resources: Shoal_Api_ResourceRequirements? = nil
-    var _restart: Shoal_Api_RestartPolicy? = nil
-    var _placement: Shoal_Api_Placement? = nil
-    var _networks: [Shoal_Api_NetworkAttachmentConfig] = []
-    var _forceUpdate: UInt64 = 0
+    var _command: [String] = []
+    var _args: [String] = []
+    var _env: [String] = []
+    var _hostname: String = String()
+    var _dir: String = String()
+    var _stopGracePeriod: SwiftProtobuf.Google_Protobuf_Duration? = nil
+    var _stopSignal: String = String()
+    var _healthcheck: Shoal_Api_HealthConfig? = nil
+    var _pidNamespace: Bool = false
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -677,12 +761,15 @@ nonisolated extension Shoal_Api_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._
     private init() {}
 
     init(copying source: _StorageClass) {
-      _process = source._process
-      _resources = source._resources
-      _restart = source._restart
-      _placement = source._placement
-      _networks = source._networks
-      _forceUpdate = source._forceUpdate
+      _command = source._command
+      _args = source._args
+      _env = source._env
+      _hostname = source._hostname
+      _dir = source._dir
+      _stopGracePeriod = source._stopGracePeriod
+      _stopSignal = source._stopSignal
+      _healthcheck = source._healthcheck
+      _pidNamespace = source._pidNamespace
     }
   }
 
@@ -701,12 +788,15 @@ nonisolated extension Shoal_Api_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._
         // allocates stack space for every case branch when no optimizations are
         // enabled. https://github.com/apple/swift-protobuf/issues/1034
         switch fieldNumber {
-        case 1: try { try decoder.decodeSingularMessageField(value: &_storage._process) }()
-        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._resources) }()
-        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._restart) }()
-        case 4: try { try decoder.decodeSingularMessageField(value: &_storage._placement) }()
-        case 5: try { try decoder.decodeRepeatedMessageField(value: &_storage._networks) }()
-        case 6: try { try decoder.decodeSingularUInt64Field(value: &_storage._forceUpdate) }()
+        case 1: try { try decoder.decodeRepeatedStringField(value: &_storage._command) }()
+        case 2: try { try decoder.decodeRepeatedStringField(value: &_storage._args) }()
+        case 3: try { try decoder.decodeRepeatedStringField(value: &_storage._env) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._hostname) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._dir) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._stopGracePeriod) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._stopSignal) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._healthcheck) }()
+        case 9: try { try decoder.decodeSingularBoolField(value: &_storage._pidNamespace) }()
         default: break
         }
       }
@@ -719,112 +809,55 @@ nonisolated extension Shoal_Api_TaskSpec: SwiftProtobuf.Message, SwiftProtobuf._
       // allocates stack space for every if/case branch local when no optimizations
       // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
       // https://github.com/apple/swift-protobuf/issues/1182
-      try { if let v = _storage._process {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
-      } }()
-      try { if let v = _storage._resources {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-      } }()
-      try { if let v = _storage._restart {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
-      } }()
-      try { if let v = _storage._placement {
-        try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
-      } }()
-      if !_storage._networks.isEmpty {
-        try visitor.visitRepeatedMessageField(value: _storage._networks, fieldNumber: 5)
+      if !_storage._command.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._command, fieldNumber: 1)
       }
-      if _storage._forceUpdate != 0 {
-        try visitor.visitSingularUInt64Field(value: _storage._forceUpdate, fieldNumber: 6)
+      if !_storage._args.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._args, fieldNumber: 2)
       }
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Shoal_Api_TaskSpec, rhs: Shoal_Api_TaskSpec) -> Bool {
-    if lhs._storage !== rhs._storage {
-      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
-        let _storage = _args.0
-        let rhs_storage = _args.1
-        if _storage._process != rhs_storage._process {return false}
-        if _storage._resources != rhs_storage._resources {return false}
-        if _storage._restart != rhs_storage._restart {return false}
-        if _storage._placement != rhs_storage._placement {return false}
-        if _storage._networks != rhs_storage._networks {return false}
-        if _storage._forceUpdate != rhs_storage._forceUpdate {return false}
-        return true
+      if !_storage._env.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._env, fieldNumber: 3)
       }
-      if !storagesAreEqual {return false}
-    }
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Shoal_Api_ProcessSpec: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".ProcessSpec"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}command\0\u{1}args\0\u{1}env\0\u{1}hostname\0\u{1}dir\0\u{3}stop_grace_period\0\u{3}stop_signal\0\u{1}healthcheck\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedStringField(value: &self.command) }()
-      case 2: try { try decoder.decodeRepeatedStringField(value: &self.args) }()
-      case 3: try { try decoder.decodeRepeatedStringField(value: &self.env) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.hostname) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.dir) }()
-      case 6: try { try decoder.decodeSingularMessageField(value: &self._stopGracePeriod) }()
-      case 7: try { try decoder.decodeSingularStringField(value: &self.stopSignal) }()
-      case 8: try { try decoder.decodeSingularMessageField(value: &self._healthcheck) }()
-      default: break
+      if !_storage._hostname.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._hostname, fieldNumber: 4)
+      }
+      if !_storage._dir.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._dir, fieldNumber: 5)
+      }
+      try { if let v = _storage._stopGracePeriod {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+      if !_storage._stopSignal.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._stopSignal, fieldNumber: 7)
+      }
+      try { if let v = _storage._healthcheck {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      if _storage._pidNamespace != false {
+        try visitor.visitSingularBoolField(value: _storage._pidNamespace, fieldNumber: 9)
       }
     }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.command.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.command, fieldNumber: 1)
-    }
-    if !self.args.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.args, fieldNumber: 2)
-    }
-    if !self.env.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.env, fieldNumber: 3)
-    }
-    if !self.hostname.isEmpty {
-      try visitor.visitSingularStringField(value: self.hostname, fieldNumber: 4)
-    }
-    if !self.dir.isEmpty {
-      try visitor.visitSingularStringField(value: self.dir, fieldNumber: 5)
-    }
-    try { if let v = self._stopGracePeriod {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
-    } }()
-    if !self.stopSignal.isEmpty {
-      try visitor.visitSingularStringField(value: self.stopSignal, fieldNumber: 7)
-    }
-    try { if let v = self._healthcheck {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
-    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Shoal_Api_ProcessSpec, rhs: Shoal_Api_ProcessSpec) -> Bool {
-    if lhs.command != rhs.command {return false}
-    if lhs.args != rhs.args {return false}
-    if lhs.env != rhs.env {return false}
-    if lhs.hostname != rhs.hostname {return false}
-    if lhs.dir != rhs.dir {return false}
-    if lhs._stopGracePeriod != rhs._stopGracePeriod {return false}
-    if lhs.stopSignal != rhs.stopSignal {return false}
-    if lhs._healthcheck != rhs._healthcheck {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._command != rhs_storage._command {return false}
+        if _storage._args != rhs_storage._args {return false}
+        if _storage._env != rhs_storage._env {return false}
+        if _storage._hostname != rhs_storage._hostname {return false}
+        if _storage._dir != rhs_storage._dir {return false}
+        if _storage._stopGracePeriod != rhs_storage._stopGracePeriod {return false}
+        if _storage._stopSignal != rhs_storage._stopSignal {return false}
+        if _storage._healthcheck != rhs_storage._healthcheck {return false}
+        if _storage._pidNamespace != rhs_storage._pidNamespace {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
