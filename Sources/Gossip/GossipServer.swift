@@ -159,12 +159,14 @@ public final class GossipServer: @unchecked Sendable {
         }.flatMap { self.close() }
     }
 
-    /// Closes the sockets.
+    /// Writes what state is pending, then closes the sockets.
     public func close() -> EventLoopFuture<Void> {
-        loop.flatSubmit {
-            self.timer?.cancel()
-            let closes = [self.udp, self.tcp].compactMap { $0?.close() }
-            return EventLoopFuture.andAllComplete(closes, on: self.loop)
+        flushState().flatMap {
+            self.loop.flatSubmit {
+                self.timer?.cancel()
+                let closes = [self.udp, self.tcp].compactMap { $0?.close() }
+                return EventLoopFuture.andAllComplete(closes, on: self.loop)
+            }
         }
     }
 
