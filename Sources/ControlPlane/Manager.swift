@@ -175,6 +175,29 @@ public final class Manager: Sendable {
         }
     }
 
+    /// Reads node `id`, lets `change` edit it (returning false when nothing needs writing) and
+    /// writes it with the version it read. The node has several writers (the dispatcher writes
+    /// its status, membership its manager status), so a conflict reads it again, at most
+    /// `attempts` times. Nil when the node does not exist.
+    @discardableResult
+    func updateNode(
+        _ id: String, attempts: Int = 5, _ change: @escaping (inout Shoal_Api_Node) -> Bool
+    ) async throws(APIError) -> Shoal_Api_Node? {
+        for attempt in 1...attempts {
+            guard var node = try await read({ $0.nodes[id] }) else { return nil }
+            guard change(&node) else { return node }
+            let failure: APIError
+            do {
+                _ = try await write([Shoal_Api_StoreAction(.update, node)])
+                return node
+            } catch {
+                failure = error
+            }
+            guard failure.reason == .versionConflict, attempt < attempts else { throw failure }
+        }
+        return nil
+    }
+
     /// Reads the store linearizably on this (leading) manager.
     /// Waits at most the write timeout: a leader cut off from its quorum confirms no read.
     func read<T: Sendable>(_ body: @escaping @Sendable (ClusterStore) -> T) async throws(APIError) -> T {

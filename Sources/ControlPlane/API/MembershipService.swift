@@ -23,7 +23,7 @@ struct MembershipService: Shoal_Api_RaftMembership.SimpleServiceProtocol {
                 throw APIError(.permissionDenied, "only a node with a manager certificate joins Raft")
             }
             try await manager.requireLeadership()
-            guard var node = try await manager.read({ $0.nodes[identity.nodeID] }), node.role == .manager else {
+            guard let node = try await manager.read({ $0.nodes[identity.nodeID] }), node.role == .manager else {
                 throw APIError(.permissionDenied, "node \(identity.nodeID) is not a manager in the store")
             }
             guard (try? APITarget.dialable(request.addr)) != nil else {
@@ -37,9 +37,12 @@ struct MembershipService: Shoal_Api_RaftMembership.SimpleServiceProtocol {
                 // A learner first: its entry commits with the current voters alone (the new member
                 // starts only once this call returns), and the leader promotes it once caught up.
                 try await change(MembershipChange(.addLearner, node: raftID, context: Array(request.addr.utf8)))
-                node.managerStatus.raftID = raftID
-                node.managerStatus.addr = request.addr
-                _ = try await manager.write([Shoal_Api_StoreAction(.update, node)])
+                let (id, address) = (raftID, request.addr)
+                try await manager.updateNode(identity.nodeID) { node in
+                    node.managerStatus.raftID = id
+                    node.managerStatus.addr = address
+                    return true
+                }
             }
             let after = try await self.directory()
             var response = Shoal_Api_JoinResponse()

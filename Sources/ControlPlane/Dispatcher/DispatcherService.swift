@@ -27,28 +27,17 @@ struct DispatcherService: Shoal_Api_Dispatcher.SimpleServiceProtocol {
             }
             let session = try manager.liveness.open(node: identity.nodeID)
             Counter(label: "shoal_dispatcher_sessions_opened_total").increment()
-            // Bounded: a conflict means the leader's liveness pass wrote the node meanwhile
-            // (Unknown after a leadership change); read it again and write Ready over it.
-            for attempt in 1...3 {
-                guard node.status.state != .ready || (request.hasNodeDescription && node.status.addr != request.nodeDescription.advertiseAddr)
-                else { break }
+            // Written Ready (and with the address it advertises now); another writer meanwhile (the
+            // leader's liveness pass after a leadership change) makes it read again.
+            let advertised = request.hasNodeDescription ? request.nodeDescription.advertiseAddr : ""
+            if let updated = try await manager.updateNode(identity.nodeID, { node in
+                guard node.status.state != .ready || (!advertised.isEmpty && node.status.addr != advertised) else { return false }
                 node.status.state = .ready
                 node.status.message = ""
-                if request.hasNodeDescription, !request.nodeDescription.advertiseAddr.isEmpty {
-                    node.status.addr = request.nodeDescription.advertiseAddr
-                }
-                let outcome: APIError?
-                do {
-                    _ = try await manager.write([Shoal_Api_StoreAction(.update, node)])
-                    outcome = nil
-                } catch {
-                    outcome = error
-                }
-                guard let failure = outcome else { break }
-                guard failure.reason == .versionConflict, attempt < 3,
-                    let current = try await manager.read({ $0.nodes[identity.nodeID] })
-                else { throw failure }
-                node = current
+                if !advertised.isEmpty { node.status.addr = advertised }
+                return true
+            }) {
+                node = updated
             }
             var lastManagers: [Shoal_Api_WeightedPeer] = []
             var lastKeys: [Shoal_Api_EncryptionKey]?

@@ -15,6 +15,7 @@ final class NodeLiveness: Sendable {
     private struct State {
         var lastSeen: [String: ContinuousClock.Instant] = [:]
         var sessions: [String: String] = [:]  // session ID → node ID
+        var sessionOpened: [String: ContinuousClock.Instant] = [:]  // node ID → when its session opened
         var leadingSince: ContinuousClock.Instant?
         /// Set when this manager starts to lead, until the nodes without a session are written Unknown.
         var unknownPending = false
@@ -31,6 +32,7 @@ final class NodeLiveness: Sendable {
         state.withLock {
             $0.sessions = $0.sessions.filter { $0.value != node }
             $0.sessions[session] = node
+            $0.sessionOpened[node] = .now
             $0.lastSeen[node] = .now
         }
         return session
@@ -56,6 +58,7 @@ final class NodeLiveness: Sendable {
             if !leads {
                 $0.leadingSince = nil
                 $0.sessions = [:]
+                $0.sessionOpened = [:]
                 $0.lastSeen = [:]
             } else if $0.leadingSince == nil {
                 $0.leadingSince = .now
@@ -67,16 +70,17 @@ final class NodeLiveness: Sendable {
     /// The status each of `nodes` (ID → stored status) should now be written with, where it
     /// differs: after a leadership change, Unknown for the Ready nodes without a session with
     /// this leader (once: ``wroteUnknown()`` confirms it); at any time, Ready for a node whose
-    /// session is open but whose status says Unknown (its session opened while it was being
-    /// written Unknown).
-    func statusChanges(_ nodes: [String: Shoal_Api_NodeState]) -> [String: Shoal_Api_NodeState] {
+    /// session has been open for `settled` but whose status says Unknown (its session opened
+    /// while it was being written Unknown; a younger session writes Ready itself).
+    func statusChanges(_ nodes: [String: Shoal_Api_NodeState], settled: Duration = .seconds(1)) -> [String: Shoal_Api_NodeState] {
         state.withLock { state in
             guard state.leadingSince != nil else { return [:] }
             let connected = Set(state.sessions.values)
+            let now = ContinuousClock.now
             var changes: [String: Shoal_Api_NodeState] = [:]
             for (id, status) in nodes {
                 if connected.contains(id) {
-                    if status == .unknown { changes[id] = .ready }
+                    if status == .unknown, let opened = state.sessionOpened[id], now - opened >= settled { changes[id] = .ready }
                 } else if state.unknownPending && status == .ready {
                     changes[id] = .unknown
                 }
