@@ -143,7 +143,7 @@ public final class NodeSession: Sendable {
                     guard let sessionID = await first.next() else {
                         throw APIError(.unavailable, "no session from \(address) within \(Self.openDeadline)")
                     }
-                    try await self.heartbeat(sessionID, on: connection)
+                    try await self.heartbeat(sessionID, at: address)
                 }
                 if let worker {
                     group.addTask { [logger] in
@@ -152,7 +152,9 @@ public final class NodeSession: Sendable {
                         // The worker's streams end with the session; a failure of theirs alone
                         // is retried on the same session.
                         while !Task.isCancelled {
-                            do { try await worker.serve(sessionID: sessionID, connection: connection) } catch {
+                            // The node's current connection each time: one closed since (the
+                            // node's certificate was renewed) lets its streams finish but takes no new call.
+                            do { try await worker.serve(sessionID: sessionID, connection: try self.connect(address)) } catch {
                                 logger.debug("assignments ended", metadata: ["error": "\(APIError(error).message)"])
                             }
                             try await Task.sleep(for: .milliseconds(200))
@@ -166,12 +168,14 @@ public final class NodeSession: Sendable {
         throw APIError(.unavailable, "the session stream ended")
     }
 
-    private func heartbeat(_ sessionID: String, on connection: APIConnection) async throws {
+    /// Heartbeats on the node's current connection to `address`, taken anew for each (a renewed
+    /// certificate replaces the connections; the session's stream goes on over the old one).
+    private func heartbeat(_ sessionID: String, at address: String) async throws {
         var request = Shoal_Api_HeartbeatRequest()
         request.sessionID = sessionID
         var timeout = Duration.seconds(5)
         while !Task.isCancelled {
-            let response = try await connection.dispatcher.heartbeat(request, options: callOptions(timeout: timeout))
+            let response = try await connect(address).dispatcher.heartbeat(request, options: callOptions(timeout: timeout))
             let period = max(response.period.timeInterval, 0.05)
             // A heartbeat that takes two periods is a lost manager: the agent must find the
             // next one before the leader's grace (three periods) runs out, not after.

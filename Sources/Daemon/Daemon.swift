@@ -62,7 +62,8 @@ public actor Daemon {
     struct Joined {
         var membership: NodeMembershipState
         let roots: TrustedRoots
-        let credentials: TLSCredentials
+        /// What the node presents on 2377, replaced when its certificate is renewed.
+        let credentials: CurrentCredentials
         let connections: PeerConnections
         var manager: Manager?
         var tasks: [Task<Void, Never>]
@@ -144,10 +145,11 @@ public actor Daemon {
         let root = try RootCA(certificateDER: stored.root)
         let roots = TrustedRoots([root])
         let credentials = TLSCredentials(certificateChain: [stored.certificate], privateKey: stored.key)
+        let current = CurrentCredentials(credentials)
         let verify = roots.verificationCallback(.node)
-        let connections = PeerConnections(security: { credentials.client(verifying: verify) })
+        let connections = PeerConnections(security: { current.current.client(verifying: verify) })
         var state = Joined(
-            membership: membership, roots: roots, credentials: credentials, connections: connections, manager: nil, tasks: [],
+            membership: membership, roots: roots, credentials: current, connections: connections, manager: nil, tasks: [],
             clusterServer: nil)
         // Every node listens on 2377: managers for the cluster's calls, every node for its
         // own tasks' sandboxes (exec, logs) reached through a manager.
@@ -168,6 +170,7 @@ public actor Daemon {
                 }
             })
         }
+        state.tasks.append(Task { [weak self] in await self?.renewCertificates() })
         joined = state
         // With keys saved from an earlier session the data plane starts at once (managers may
         // all be down); else it starts with the first keys the session brings.
@@ -260,7 +263,7 @@ public actor Daemon {
     }
 
     /// The listener on 2377: every call under mutual TLS; joiners reach only the CA.
-    private func startClusterServer(
+    func startClusterServer(
         _ membership: NodeMembershipState, credentials: TLSCredentials, roots: TrustedRoots
     ) async throws -> GRPCServer<HTTP2ServerTransport.Posix> {
         let target = try APITarget(parsing: membership.listenAddress)
@@ -283,6 +286,11 @@ public actor Daemon {
         return server
     }
     private var joinedTasksPending: [Task<Void, Never>] = []
+
+    /// The listener on 2377 from now on (the old one was told to shut down).
+    func replaceClusterServer(with server: GRPCServer<HTTP2ServerTransport.Posix>) {
+        joined?.clusterServer = server
+    }
 
     /// Stops the session, the manager and the cluster listener, and (unless kept, as
     /// `--force-new-cluster` keeps them) the node's tasks.

@@ -77,7 +77,35 @@ public struct NodeFiles: Sendable {
 
     /// The node's key, certificate and the root it trusts, DER.
     public func loadCredentials() throws -> (key: [UInt8], certificate: [UInt8], root: [UInt8]) {
-        (try DurableFile.readAll(keyPath), try DurableFile.readAll(certificatePath), try DurableFile.readAll(rootPath))
+        try finishReplacingCredentials()
+        return (try DurableFile.readAll(keyPath), try DurableFile.readAll(certificatePath), try DurableFile.readAll(rootPath))
+    }
+
+    /// Replaces the key and certificate with a renewed pair, crash-safe: both are written
+    /// beside the old ones first, then renamed over them, key first; a pair found half
+    /// renamed at load is finished, one found half written is dropped.
+    public func replaceCredentials(key: [UInt8], certificate: [UInt8]) throws {
+        try DurableFile.writeAtomically(key, to: keyPath + ".next", mode: 0o600)
+        try DurableFile.writeAtomically(certificate, to: certificatePath + ".next", mode: 0o644)
+        try DurableFile.syncDirectory(certificateDirectory)
+        try finishReplacingCredentials()
+    }
+
+    private func finishReplacingCredentials() throws {
+        let manager = FileManager.default
+        let (nextKey, nextCertificate) = (keyPath + ".next", certificatePath + ".next")
+        switch (manager.fileExists(atPath: nextKey), manager.fileExists(atPath: nextCertificate)) {
+        case (true, true):
+            try DurableFile.move(nextKey, to: keyPath)
+            try DurableFile.move(nextCertificate, to: certificatePath)
+        case (false, true):
+            try DurableFile.move(nextCertificate, to: certificatePath)
+        case (true, false):
+            try DurableFile.remove(nextKey)
+        case (false, false):
+            return
+        }
+        try DurableFile.syncDirectory(certificateDirectory)
     }
 
     /// Persists the key (0600), certificate and root; the key first, so a certificate on disk

@@ -138,6 +138,12 @@ public enum DurableFile {
         return names.sorted()
     }
 
+    /// Moves `source` over `destination` by rename(2) (atomic within a directory; fsync the directory
+    /// for the new name to survive a crash).
+    public static func move(_ source: String, to destination: String) throws(DurableFileError) {
+        guard Glibc.rename(source, destination) == 0 else { throw DurableFileError("rename", source, errno: errno) }
+    }
+
     /// Removes `path`; a missing file is not an error.
     public static func remove(_ path: String) throws(DurableFileError) {
         if unlink(path) != 0 && errno != ENOENT { throw DurableFileError("unlink", path, errno: errno) }

@@ -66,7 +66,9 @@ public struct RootCA: Sendable {
     public var keyDER: [UInt8]? { privateKey.flatMap { try? DERCoding.encode($0) } }
 
     /// Signs a node certificate for `identity` over the key in `request`, valid for
-    /// `validity` from a minute before `now`. The request must be signed by its own key.
+    /// `validity` from a little before `now` (a tenth of it, at most a minute: clocks differ
+    /// between nodes, and the renewal schedule counts the life from notBefore). The request
+    /// must be signed by its own key.
     public func issue(
         _ request: CertificateSigningRequest, for identity: NodeIdentity, validity: TimeInterval, now: Date = Date()
     ) throws(PKIError) -> Certificate {
@@ -76,7 +78,7 @@ public struct RootCA: Sendable {
         do {
             return try Certificate(
                 version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: request.publicKey,
-                notValidBefore: now - 60, notValidAfter: now + validity, issuer: certificate.subject,
+                notValidBefore: now - min(60, validity / 10), notValidAfter: now + validity, issuer: certificate.subject,
                 subject: try identity.subject, signatureAlgorithm: .ecdsaWithSHA256,
                 extensions: try Certificate.Extensions {
                     Critical(BasicConstraints.notCertificateAuthority)

@@ -24,6 +24,9 @@ struct LabCommand: ParsableCommand {
         @Option(help: "The swarm's heartbeat period.")
         var dispatcherHeartbeat: String = "1s"
 
+        @Option(help: "Validity of node certificates (`swarm init --cert-expiry`; at least 1m).")
+        var certExpiry: String?
+
         @Option(help: "Every daemon's idle timeout of established TCP connections to VIPs (`shoal daemon --conntrack-tcp-timeout-established`).")
         var conntrackTcpTimeoutEstablished: String?
 
@@ -51,7 +54,7 @@ struct LabCommand: ParsableCommand {
             if !bare && !overlay {
                 do {
                     try await reportingFailures { try await LabSwarm.form(
-                        lab, managers: managers, heartbeat: dispatcherHeartbeat,
+                        lab, managers: managers, heartbeat: dispatcherHeartbeat, certificateExpiry: certExpiry,
                         daemonArguments: conntrackTcpTimeoutEstablished.map { ["--conntrack-tcp-timeout-established", $0] } ?? []) }
                 } catch {
                     try? lab.down()

@@ -13,7 +13,9 @@ enum LabSwarm {
     /// Starts the daemons, forms the swarm, and returns once `node ls` shows every node Ready
     /// (at most 60 s).
     /// `daemonArguments` are added to every node's `shoal daemon` command line.
-    static func form(_ lab: Lab, managers: Int, heartbeat: String = "1s", daemonArguments: [String] = []) async throws {
+    static func form(
+        _ lab: Lab, managers: Int, heartbeat: String = "1s", certificateExpiry: String? = nil, daemonArguments: [String] = []
+    ) async throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         for node in lab.nodes { try startDaemon(lab, node, executable: executable, arguments: daemonArguments) }
         for node in lab.nodes { try await waitForSocket(socket(lab, node)) }
@@ -21,6 +23,7 @@ enum LabSwarm {
         let (workerToken, managerToken) = try await call(lab, first) { connection in
             var request = Shoal_Api_SwarmInitRequest()
             request.dispatcherHeartbeat = try durationFlag("--dispatcher-heartbeat", heartbeat)
+            if let certificateExpiry { request.certExpiry = try durationFlag("--cert-expiry", certificateExpiry) }
             _ = try await connection.swarm.initialize(request, options: cliCallOptions)
             let cluster = try await connection.control.getCluster(.init(), options: cliCallOptions).cluster
             return (cluster.rootCa.joinTokens.worker, cluster.rootCa.joinTokens.manager)

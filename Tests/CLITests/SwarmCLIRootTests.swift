@@ -30,6 +30,67 @@ struct SwarmCLIRootTests {
             ], in: node.namespace, captureOutput: false)
     }
 
+    /// A node's certificate on disk: its serial and when it expires (openssl reads the DER).
+    func certificate(_ lab: Lab, _ node: String) throws -> (serial: String, notAfter: Date)? {
+        let path = "\(lab.record.fileDirectory)/\(node)-data/certificates/node.crt"
+        let result = try NamespacedProcess.run(["openssl", "x509", "-inform", "DER", "-in", path, "-noout", "-serial", "-enddate"], timeoutSeconds: 10)
+        guard result.status == 0 else { return nil }
+        let fields = Dictionary(result.output.split(separator: "\n").compactMap { line -> (String, String)? in
+            let parts = line.split(separator: "=", maxSplits: 1).map(String.init)
+            return parts.count == 2 ? (parts[0], parts[1]) : nil
+        }, uniquingKeysWith: { a, _ in a })
+        let format = DateFormatter()
+        format.locale = Locale(identifier: "en_US_POSIX")
+        format.timeZone = TimeZone(identifier: "GMT")
+        format.dateFormat = "MMM d HH:mm:ss yyyy zzz"
+        guard let serial = fields["serial"], let text = fields["notAfter"],
+            let notAfter = format.date(from: text.replacingOccurrences(of: "  ", with: " "))
+        else { return nil }
+        return (serial, notAfter)
+    }
+
+    @Test func certificatesAreRenewedBeforeTheyExpireAndTheSwarmStaysHealthy() throws {
+        Lab.removeStale()
+        let name = "sc\(getpid() % 100_000)"
+        let up = try shoal(
+            ["lab", "up", "--nodes", "4", "--managers", "3", "--cert-expiry", "1m", "--dispatcher-heartbeat", "500ms", "--name", name],
+            timeout: 90)
+        defer { _ = try? shoal(["lab", "down", name]) }
+        try #require(up.status == 0, "\(up.output)")
+        let lab = try Lab.attach(named: name)
+        let socket = { (node: String) in "\(lab.record.fileDirectory)/\(node).sock" }
+        let nodes = ["n1", "n2", "n3", "n4"]
+        let seconds = Double(ProcessInfo.processInfo.environment["SHOAL_CERT_SECONDS"] ?? "") ?? 75
+        var serials: [String: Set<String>] = [:]
+        var expired: [String] = [], failedWrites: [String] = [], notReady: [String] = []
+        let started = Date()
+        var round = 0
+        // Bounded: one round a second for `seconds` (each command at most 10 s).
+        while Date().timeIntervalSince(started) < seconds {
+            round += 1
+            for node in nodes {
+                guard let current = try certificate(lab, node) else { continue }
+                serials[node, default: []].insert(current.serial)
+                if current.notAfter < Date() { expired.append("\(node) at \(Int(Date().timeIntervalSince(started))) s") }
+            }
+            // Writes through each manager in turn (followers forward over 2377 under mTLS).
+            let manager = ["n1", "n2", "n3"][round % 3]
+            let write = try shoalAt(socket(manager), ["node", "update", "--label-add", "round\(round)=1", "n4"], timeout: 10)
+            if write.status != 0 { failedWrites.append("round \(round) via \(manager): \(write.output)") }
+            let list = (try? nodeList(socket(manager))) ?? []
+            let states = list.map { "\($0["Hostname"] as? String ?? "?"):\($0["Status"] as? String ?? "?")" }
+            if list.count != 4 || states.contains(where: { $0.hasSuffix(":Down") }) { notReady.append("\(Int(Date().timeIntervalSince(started))) s: \(states)") }
+            usleep(1_000_000)
+        }
+        // Swarm's schedule renews at 50–80 % of a certificate's life: within 75 s every node
+        // replaced the one it joined with (which expired at 60 s) at least once.
+        for node in nodes { #expect((serials[node]?.count ?? 0) >= 2, "\(node) was never renewed: \(serials[node] ?? [])") }
+        #expect(expired.isEmpty, "expired certificates on disk: \(expired)")
+        #expect(failedWrites.isEmpty, "\(failedWrites.count) of \(round) writes failed: \(failedWrites.prefix(3))")
+        #expect(notReady.isEmpty, "nodes missing or Down: \(notReady.prefix(3))")
+        print("certificates: \(serials.mapValues(\.count)) per node in \(Int(seconds)) s, \(round) writes")
+    }
+
     @Test func quorumLossFailsFastAndForceNewClusterKeepsEveryObject() throws {
         Lab.removeStale()
         let name = "sq\(getpid() % 100_000)"
@@ -343,7 +404,9 @@ struct SwarmCLIRootTests {
         let malformed = lines.filter { !$0.hasPrefix("# ") && !$0.isEmpty && (try? sample.wholeMatch(in: $0)) == nil }
         #expect(malformed.isEmpty, "not Prometheus text: \(malformed.prefix(5))")
         for series in ["shoal_raft_term ", "shoal_raft_leader 1", "shoal_raft_commit_index ", "shoal_raft_fsync_seconds_count ",
-                       "shoal_store_objects{kind=\"node\"} 1", "shoal_api_requests_total{", "shoal_dispatcher_heartbeats_total "] {
+                       "shoal_store_objects{kind=\"node\"} 1", "shoal_api_requests_total{", "shoal_dispatcher_heartbeats_total ",
+                       "shoal_gossip_members{status=\"alive\"} 1", "shoal_gossip_sent_datagrams_total ", "shoal_gossip_drops_total{reason=",
+                       "shoal_dns_queries_total{result=\"queries\"} "] {
             #expect(lines.contains { $0.hasPrefix(series) }, "no \(series) in /metrics")
         }
         #expect(lines.contains { $0.hasPrefix("shoal_api_errors_total{") && $0.contains("code=\"notFound\"") }, "\(lines.filter { $0.contains("errors") })")

@@ -21,6 +21,9 @@ import X509
         let life = certificate.notValidAfter.timeIntervalSince(certificate.notValidBefore)
         #expect(abs(life - (90 * 24 * 3600 + 60)) < 2)
         #expect(throws: PKIError.expired) { try root.verify(certificate, now: Date() + 91 * 24 * 3600) }
+        // A one-minute certificate (tests) is backdated by a tenth of its life, not a minute.
+        let short = try root.issue(request, for: identity, validity: 60)
+        #expect(abs(short.notValidAfter.timeIntervalSince(short.notValidBefore) - 66) < 2)
     }
 
     @Test func anotherRootsCertificateAndAForgedRequestAreRefused() throws {

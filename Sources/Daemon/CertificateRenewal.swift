@@ -1,0 +1,105 @@
+// A node's certificate is renewed before it expires, as swarm's are: at a random point
+// between 50 % and 80 % of its life (so a cluster's nodes do not all renew at once), with a new
+// key each time, from whichever manager answers (the CA signs for the role the node's object
+// has now). The new certificate must chain to the cluster's roots and name this node; it is
+// saved before it is used; then the 2377 listener is started again with it and new outgoing
+// connections present it, while streams already open finish on the old ones.
+
+import ClusterAPI
+import Foundation
+import GRPCCore
+import PKI
+import Synchronization
+import X509
+
+/// The credentials a node presents now; replaced when its certificate is renewed.
+final class CurrentCredentials: Sendable {
+    private let value: Mutex<TLSCredentials>
+
+    init(_ credentials: TLSCredentials) { value = Mutex(credentials) }
+
+    /// The credentials to present on the next connection.
+    var current: TLSCredentials { value.withLock { $0 } }
+
+    func replace(with credentials: TLSCredentials) { value.withLock { $0 = credentials } }
+}
+
+extension Daemon {
+    /// Renews the node's certificate on swarm's schedule until the task is cancelled; a
+    /// failed renewal is tried again after a tenth of the time left (at least 1 s, at most
+    /// a minute).
+    func renewCertificates() async {
+        var random = SystemRandomNumberGenerator()
+        // Bounded by cancellation: each pass sleeps until its renewal time or its retry.
+        while !Task.isCancelled {
+            guard let state = joined, let leaf = state.credentials.current.certificateChain.first,
+                let certificate = try? Certificate(derEncoded: leaf)
+            else { return }
+            let renewAt = RenewalSchedule.renewalTime(
+                notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter, using: &random)
+            let wait = renewAt.timeIntervalSinceNow
+            if wait > 0 {
+                logger.debug("certificate renewal scheduled", metadata: ["at": "\(renewAt)"])
+                do { try await Task.sleep(for: .seconds(wait)) } catch { return }
+            }
+            do {
+                try await renewCertificate()
+            } catch {
+                let retry = min(max(certificate.notValidAfter.timeIntervalSinceNow / 10, 1), 60)
+                logger.warning("certificate renewal failed", metadata: ["error": "\(error)", "retry": "\(Int(retry)) s"])
+                do { try await Task.sleep(for: .seconds(retry)) } catch { return }
+            }
+        }
+    }
+
+    /// Asks a manager for a new certificate for a new key, checks it, saves it, and uses it.
+    func renewCertificate() async throws {
+        guard let state = joined else { return }
+        let key = NodeKey()
+        var request = Shoal_Api_IssueNodeCertificateRequest()
+        request.csr = Data(try NodeKey.encode(try key.signingRequest()))
+        var managers = state.membership.managers
+        if state.membership.isManager { managers.insert(state.membership.advertiseAddress, at: 0) }
+        var lastError: Error = APIError(.unavailable, "no manager is known to this node")
+        var issued: Shoal_Api_IssueNodeCertificateResponse?
+        for address in managers where issued == nil {
+            do {
+                issued = try await state.connections.connection(to: address).nodeCA
+                    .issueNodeCertificate(request, options: callOptions(timeout: .seconds(10)))
+            } catch {
+                lastError = error
+            }
+        }
+        guard let issued else { throw lastError }
+        guard let der = issued.certificateChain.first.map(Array.init) else { throw APIError(.unavailable, "the CA returned no certificate") }
+        let identity = try state.roots.identity(of: try Certificate(derEncoded: der))
+        guard identity.nodeID == state.membership.nodeID, identity.clusterID == state.membership.clusterID else {
+            throw APIError(.permissionDenied, "the renewed certificate names \(identity), not this node")
+        }
+        try files.replaceCredentials(key: try key.der, certificate: der)
+        try await use(TLSCredentials(certificateChain: [der], privateKey: try key.der))
+        logger.info("certificate renewed", metadata: ["role": "\(identity.role.rawValue)"])
+    }
+
+    /// Presents `credentials` from now on: the listener on 2377 is started anew with them (the
+    /// old one drains its open streams) and new connections to other nodes carry them.
+    private func use(_ credentials: TLSCredentials) async throws {
+        guard let state = joined else { return }
+        state.credentials.replace(with: credentials)
+        state.connections.closeAll()
+        state.clusterServer?.beginGracefulShutdown()
+        var lastError: Error?
+        // Bounded: 50 tries, 100 ms apart, while the old listener lets go of the port.
+        for _ in 0..<50 {
+            do {
+                let server = try await startClusterServer(state.membership, credentials: credentials, roots: state.roots)
+                replaceClusterServer(with: server)
+                return
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        throw lastError ?? APIError(.unavailable, "cannot listen on \(state.membership.listenAddress) again")
+    }
+}
