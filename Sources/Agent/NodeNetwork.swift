@@ -27,6 +27,21 @@ public struct VIPBackendCount: Sendable, Hashable {
     public var backends: Int
 }
 
+/// What a node's data plane has counted: the overlay's frames and drops per network, the gossip
+/// member's traffic, refusals and view of the members, and the DNS server's answers by kind.
+public struct DataPlaneStatistics: Sendable {
+    /// The overlay engine's counters.
+    public var overlay: OverlayStatistics
+    /// The gossip engine's counters.
+    public var gossip: GossipStatistics
+    /// What the gossip server refused before the engine saw it.
+    public var gossipDrops: GossipDrops
+    /// Members as this node sees them, by status (alive, suspect, dead, left).
+    public var gossipMembers: [String: Int]
+    /// DNS queries by outcome (``DNSStatistics/Counter`` names).
+    public var dns: [String: UInt64]
+}
+
 /// One running task's endpoint on one network, as the gossip tables carry it.
 struct EndpointEntry: Codable, Equatable {
     var task: String
@@ -81,6 +96,7 @@ public actor NodeNetwork {
     public private(set) var backendCounts: [VIPBackendCount] = []
     private let gossip: GossipServer
     private let records: RecordStore
+    private let resolver: DNSResolver
     private let dns: DNSServer
     private var locals: [String: LocalTask] = [:]
     /// The routing mesh on this node: its sandbox's address on the ingress network (from the
@@ -142,7 +158,8 @@ public actor NodeNetwork {
         // Names outside the swarm go where the host sends its own queries.
         let upstreams = DNSForwarder.upstreams()
         let forwarder = upstreams.isEmpty ? nil : try? DNSForwarder(upstreams: upstreams, group: group)
-        dns = DNSServer(resolver: DNSResolver(store: records, ownsSwarmNames: true), forwarder: forwarder, group: group)
+        resolver = DNSResolver(store: records, ownsSwarmNames: true)
+        dns = DNSServer(resolver: resolver, forwarder: forwarder, group: group)
     }
 
     /// Joins the gossip of the nodes at `hosts` (the managers: every node reaches them) and
@@ -214,6 +231,16 @@ public actor NodeNetwork {
             try? engine.put(EntryKey(network: id, table: EndpointEntry.table, key: entry.task), value: value, now: now)
         }
         refresh()
+    }
+
+    /// What the data plane has counted so far.
+    public func statistics() async throws -> DataPlaneStatistics {
+        let (gossipStatistics, members) = try await gossip.run { engine, _ in
+            (engine.statistics, Dictionary(grouping: engine.memberList, by: { $0.status.description }).mapValues(\.count))
+        }.get()
+        return DataPlaneStatistics(
+            overlay: overlay.statistics(), gossip: gossipStatistics, gossipDrops: try await gossip.dropCounters().get(),
+            gossipMembers: members, dns: resolver.statistics.snapshot)
     }
 
     /// Stops the data plane: DNS listeners, gossip (announcing the leave), overlay.

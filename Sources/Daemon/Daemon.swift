@@ -223,9 +223,11 @@ public actor Daemon {
             joined?.tasks.append(Task {
                 var last = ConnectionTracker.Statistics()
                 var lastCounts: [VIPBackendCount] = []
+                var lastDataPlane = DataPlaneSample()
                 while !Task.isCancelled {
                     DaemonMetrics.sample(network.balancer, since: &last)
                     DaemonMetrics.sample(await network.backendCounts, since: &lastCounts)
+                    if let statistics = try? await network.statistics() { DaemonMetrics.sample(statistics, since: &lastDataPlane) }
                     try? await Task.sleep(for: .seconds(1))
                 }
             })

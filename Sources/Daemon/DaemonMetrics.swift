@@ -96,6 +96,58 @@ public enum DaemonMetrics {
     }
 }
 
+/// The last value of every cumulative counter sampled from the data plane, so each sample
+/// adds only what happened since the one before.
+struct DataPlaneSample {
+    var counters: [String: UInt64] = [:]
+    var gauges: Set<String> = []
+}
+
+extension DaemonMetrics {
+    /// Records what the node's data plane counted since `last`: the overlay's families (its
+    /// own names, `shoal_overlay_*`), gossip traffic and refusals (`shoal_gossip_*`), the
+    /// members by status, and DNS queries by outcome (`shoal_dns_queries_total{result}`).
+    static func sample(_ statistics: DataPlaneStatistics, since last: inout DataPlaneSample) {
+        func count(_ name: String, _ dimensions: [(String, String)], _ value: UInt64) {
+            let key = name + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+            let previous = last.counters[key] ?? 0
+            // Made even at 0, so that every series exists from the first sample on.
+            let counter = Counter(label: name, dimensions: dimensions)
+            if value > previous { counter.increment(by: Int(value - previous)) }
+            last.counters[key] = value
+        }
+        for family in statistics.overlay.counterFamilies {
+            for (labels, value) in family.samples { count(family.name, labels, value) }
+        }
+        let gossip = statistics.gossip
+        count("shoal_gossip_sent_datagrams_total", [], UInt64(gossip.sentDatagrams))
+        count("shoal_gossip_sent_datagram_bytes_total", [], UInt64(gossip.sentDatagramBytes))
+        count("shoal_gossip_sent_stream_frames_total", [], UInt64(gossip.sentStreamFrames))
+        count("shoal_gossip_packets_received_total", [], UInt64(gossip.receivedPackets))
+        count("shoal_gossip_probes_total", [("result", "sent")], UInt64(gossip.probes))
+        count("shoal_gossip_probes_total", [("result", "failed")], UInt64(gossip.failedProbes))
+        count("shoal_gossip_suspicions_total", [], UInt64(gossip.suspicionsRaised))
+        count("shoal_gossip_deaths_declared_total", [], UInt64(gossip.deathsDeclared))
+        count("shoal_gossip_refutations_total", [], UInt64(gossip.refutations))
+        let drops = statistics.gossipDrops
+        for (reason, value) in [
+            ("malformed_packet", gossip.malformedPackets), ("malformed_envelope", drops.malformedEnvelopes), ("unknown_key", drops.unknownKey),
+            ("authentication_failed", drops.authenticationFailures), ("replay", drops.replays), ("oversized_frame", drops.oversizedFrames),
+            ("from_self", drops.fromSelf), ("truncated_frame", drops.truncatedFrames), ("misaddressed_ping", gossip.misaddressedPings),
+            ("entry_outside_networks", gossip.entriesOutsideNetworks),
+        ] {
+            count("shoal_gossip_drops_total", [("reason", reason)], UInt64(value))
+        }
+        Gauge(label: "shoal_gossip_health_score").record(gossip.healthScore)
+        // Every status seen once stays reported (0 when none is left in it).
+        last.gauges.formUnion(statistics.gossipMembers.keys)
+        for status in last.gauges {
+            Gauge(label: "shoal_gossip_members", dimensions: [("status", status)]).record(statistics.gossipMembers[status] ?? 0)
+        }
+        for (result, value) in statistics.dns { count("shoal_dns_queries_total", [("result", result)], value) }
+    }
+}
+
 /// Answers `GET /metrics`; anything else is 404.
 private final class MetricsHandler: ChannelInboundHandler, Sendable {
     typealias InboundIn = HTTPServerRequestPart

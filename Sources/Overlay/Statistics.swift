@@ -66,36 +66,51 @@ public struct OverlayStatistics: Codable, Sendable, Equatable {
         networks.reduce(unattributedDrops[reason.description] ?? 0) { $0 + ($1.drops[reason.description] ?? 0) }
     }
 
+    /// One counter family of the Prometheus exposition: its name, help, and a value per set
+    /// of labels.
+    public struct CounterFamily: Sendable {
+        public var name: String
+        public var help: String
+        public var samples: [(labels: [(String, String)], value: UInt64)]
+    }
+
+    /// These counters as Prometheus counter families, labelled by network (and drop reason):
+    /// the names `shoal overlay stats --prometheus` prints and the daemon's `/metrics` carries.
+    public var counterFamilies: [CounterFamily] {
+        let label = { (network: NetworkStatistics) in [("network", network.name), ("vni", "\(network.vni)")] }
+        func family(_ name: String, _ help: String, _ field: KeyPath<NetworkStatistics, UInt64>) -> CounterFamily {
+            CounterFamily(name: name, help: help, samples: networks.map { (label($0), $0[keyPath: field]) })
+        }
+        var drops: [(labels: [(String, String)], value: UInt64)] = []
+        for network in networks {
+            for (reason, count) in network.drops.sorted(by: { $0.key < $1.key }) { drops.append((label(network) + [("reason", reason)], count)) }
+        }
+        for (reason, count) in unattributedDrops.sorted(by: { $0.key < $1.key }) {
+            drops.append(([("network", ""), ("vni", ""), ("reason", reason)], count))
+        }
+        return [
+            family("shoal_overlay_endpoint_rx_frames_total", "Frames read from local endpoints.", \.framesFromEndpoints),
+            family("shoal_overlay_endpoint_tx_frames_total", "Frames written to local endpoints.", \.framesToEndpoints),
+            family("shoal_overlay_rx_datagrams_total", "VXLAN datagrams received.", \.datagramsReceived),
+            family("shoal_overlay_tx_datagrams_total", "VXLAN datagrams sent.", \.datagramsSent),
+            family("shoal_overlay_rx_bytes_total", "VXLAN payload bytes received.", \.bytesReceived),
+            family("shoal_overlay_tx_bytes_total", "VXLAN payload bytes sent.", \.bytesSent),
+            family("shoal_overlay_arp_answered_total", "ARP requests answered by the proxy.", \.arpAnswered),
+            family("shoal_overlay_connections_reset_total", "Segments of flows whose backend is gone, answered with a RST.", \.connectionsReset),
+            CounterFamily(name: "shoal_overlay_dropped_frames_total", help: "Frames dropped, by reason.", samples: drops),
+        ]
+    }
+
     /// The Prometheus text exposition of these counters.
     public var prometheusText: String {
         var lines: [String] = []
-        func family(_ name: String, _ help: String, _ values: [(labels: String, value: UInt64)]) {
-            lines.append("# HELP \(name) \(help)")
-            lines.append("# TYPE \(name) counter")
-            for (labels, value) in values { lines.append("\(name){\(labels)} \(value)") }
-        }
-        let label = { (network: NetworkStatistics) in "network=\"\(network.name)\",vni=\"\(network.vni)\"" }
-        family("shoal_overlay_endpoint_rx_frames_total", "Frames read from local endpoints.",
-               networks.map { (label($0), $0.framesFromEndpoints) })
-        family("shoal_overlay_endpoint_tx_frames_total", "Frames written to local endpoints.",
-               networks.map { (label($0), $0.framesToEndpoints) })
-        family("shoal_overlay_rx_datagrams_total", "VXLAN datagrams received.", networks.map { (label($0), $0.datagramsReceived) })
-        family("shoal_overlay_tx_datagrams_total", "VXLAN datagrams sent.", networks.map { (label($0), $0.datagramsSent) })
-        family("shoal_overlay_rx_bytes_total", "VXLAN payload bytes received.", networks.map { (label($0), $0.bytesReceived) })
-        family("shoal_overlay_tx_bytes_total", "VXLAN payload bytes sent.", networks.map { (label($0), $0.bytesSent) })
-        family("shoal_overlay_arp_answered_total", "ARP requests answered by the proxy.", networks.map { (label($0), $0.arpAnswered) })
-        family("shoal_overlay_connections_reset_total", "Segments of flows whose backend is gone, answered with a RST.",
-               networks.map { (label($0), $0.connectionsReset) })
-        var drops: [(String, UInt64)] = []
-        for network in networks {
-            for (reason, count) in network.drops.sorted(by: { $0.key < $1.key }) {
-                drops.append(("\(label(network)),reason=\"\(reason)\"", count))
+        for family in counterFamilies {
+            lines.append("# HELP \(family.name) \(family.help)")
+            lines.append("# TYPE \(family.name) counter")
+            for (labels, value) in family.samples {
+                lines.append("\(family.name){\(labels.map { "\($0.0)=\"\($0.1)\"" }.joined(separator: ","))} \(value)")
             }
         }
-        for (reason, count) in unattributedDrops.sorted(by: { $0.key < $1.key }) {
-            drops.append(("network=\"\",vni=\"\",reason=\"\(reason)\"", count))
-        }
-        family("shoal_overlay_dropped_frames_total", "Frames dropped, by reason.", drops)
         return lines.joined(separator: "\n") + "\n"
     }
 }
