@@ -55,6 +55,7 @@ struct NetworkCommand: AsyncParsableCommand {
         var quiet = false
         @Flag(help: "Do not truncate IDs.")
         var noTrunc = false
+        @OptionGroup var output: ListFormat
 
         func run() async throws {
             try await reportingFailures {
@@ -64,12 +65,13 @@ struct NetworkCommand: AsyncParsableCommand {
                     for network in networks { print(noTrunc ? network.id : ShortID.of(network.id)) }
                     return
                 }
-                print(Table.render(
+                output.emit(
                     header: ["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "VNI"],
+                    fields: ["ID", "Name", "Driver", "Scope", "Subnet", "VNI"],
                     rows: networks.map { network in
                         [noTrunc ? network.id : ShortID.of(network.id), network.spec.annotations.name, network.spec.driver, "swarm",
                          network.subnet, network.vni == 0 ? "" : "\(network.vni)"]
-                    }))
+                    })
             }
         }
     }

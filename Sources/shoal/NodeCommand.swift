@@ -11,8 +11,7 @@ struct NodeCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the nodes in the swarm.")
         @OptionGroup var daemon: DaemonAddress
-        @Option(help: "Output format: table or json (one object per line).")
-        var format: String = "table"
+        @OptionGroup var output: ListFormat
         @Flag(name: .shortAndLong, help: "Only node IDs.")
         var quiet = false
 
@@ -27,13 +26,10 @@ struct NodeCommand: AsyncParsableCommand {
                     for row in rows { print(row.id) }
                     return
                 }
-                switch format {
-                case "json":
+                if output.isJSON {
                     for row in rows { print(row.json) }
-                case "table":
+                } else {
                     print(NodeRow.table(rows))
-                default:
-                    throw CLIFailure("--format \(format): must be table or json")
                 }
             }
         }
@@ -100,17 +96,27 @@ struct NodeCommand: AsyncParsableCommand {
                 let availability = try self.availability.map(availabilityFlag)
                 let added = try KeyValueText.pairs(labelAdd, flag: "--label-add")
                 _ = try await daemon.call { connection in
-                    var get = Shoal_Api_GetNodeRequest()
-                    get.nodeID = node
-                    let current = try await connection.control.getNode(get, options: cliCallOptions).node
-                    var update = Shoal_Api_UpdateNodeRequest()
-                    update.nodeID = current.id
-                    update.nodeVersion = current.meta.version
-                    update.spec = current.spec
-                    if let availability { update.spec.availability = availability }
-                    for (key, value) in added { update.spec.annotations.labels[key] = value }
-                    for key in labelRm { update.spec.annotations.labels[key] = nil }
-                    return try await connection.control.updateNode(update, options: cliCallOptions)
+                    // The flags are a change to the spec as it is now: when the node changed
+                    // between the read and the write (its status, written by the managers), the
+                    // change is made again on what it has become (bounded: 3 tries).
+                    for attempt in 1...3 {
+                        var get = Shoal_Api_GetNodeRequest()
+                        get.nodeID = node
+                        let current = try await connection.control.getNode(get, options: cliCallOptions).node
+                        var update = Shoal_Api_UpdateNodeRequest()
+                        update.nodeID = current.id
+                        update.nodeVersion = current.meta.version
+                        update.spec = current.spec
+                        if let availability { update.spec.availability = availability }
+                        for (key, value) in added { update.spec.annotations.labels[key] = value }
+                        for key in labelRm { update.spec.annotations.labels[key] = nil }
+                        do {
+                            return try await connection.control.updateNode(update, options: cliCallOptions)
+                        } catch where APIError(error).reason == .versionConflict && attempt < 3 {
+                            continue
+                        }
+                    }
+                    throw CLIFailure("node \(node) kept changing while it was updated; retry")
                 }
                 print(node)
             }
@@ -181,12 +187,10 @@ struct NodeRow {
 
     /// Docker's field names, one object.
     var json: String {
-        let object: [String: Any] = [
+        ListFormat.jsonLine([
             "ID": id, "Hostname": hostname, "Status": status, "Availability": availability, "ManagerStatus": managerStatus,
             "EngineVersion": engineVersion, "Self": isSelf,
-        ]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        ])
     }
 }
 

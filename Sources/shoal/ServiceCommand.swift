@@ -198,6 +198,7 @@ struct ServiceCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the services.")
         @OptionGroup var daemon: DaemonAddress
+        @OptionGroup var output: ListFormat
         @Flag(name: .shortAndLong, help: "Only IDs.")
         var quiet = false
 
@@ -212,13 +213,14 @@ struct ServiceCommand: AsyncParsableCommand {
                     for service in sorted { print(ShortID.of(service.id)) }
                     return
                 }
-                print(Table.render(
+                output.emit(
                     header: ["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"],
+                    fields: ["ID", "Name", "Mode", "Replicas", "Image", "Ports"],
                     rows: sorted.map { service in
                         let progress = ServiceProgress.Count(service, tasks: tasks.filter { $0.serviceID == service.id })
                         return [ShortID.of(service.id), service.spec.annotations.name, service.isGlobal ? "global" : "replicated",
                                 "\(progress.running)/\(progress.desired)", ServiceText.image(service.spec.task), ServiceText.ports(service)]
-                    }))
+                    })
             }
         }
     }
@@ -232,6 +234,7 @@ struct ServiceCommand: AsyncParsableCommand {
         var filter: [String] = []
         @Flag(name: .shortAndLong, help: "Only task IDs.")
         var quiet = false
+        @OptionGroup var output: ListFormat
         @Argument(help: "Service names, IDs or ID prefixes.")
         var services: [String]
 
@@ -268,13 +271,14 @@ struct ServiceCommand: AsyncParsableCommand {
                     for (task, _) in rows { print(noTrunc ? task.id : ShortID.of(task.id)) }
                     return
                 }
-                print(Table.render(
+                output.emit(
                     header: ["ID", "NAME", "IMAGE", "NODE", "DESIRED STATE", "CURRENT STATE", "ERROR", "PORTS"],
+                    fields: ["ID", "Name", "Image", "Node", "DesiredState", "CurrentState", "Error", "Ports"],
                     rows: rows.map { task, older in
                         [noTrunc ? task.id : ShortID.of(task.id), (older ? " \\_ " : "") + task.annotations.name,
                          ServiceText.image(task.spec), hostnames[task.nodeID] ?? "", TaskText.state(task.desiredState),
                          TaskText.current(task.status, now: Date()), TaskText.error(task.status.err, truncate: !noTrunc), ""]
-                    }))
+                    })
             }
         }
     }

@@ -59,6 +59,27 @@ struct ServiceCLIRootTests {
         #expect(listed.contains("my-web") && listed.contains("replicated") && listed.contains("3/3"), "\(listed)")
         let pretty = try shoalAt(n1, ["service", "inspect", "--pretty", "my-web"]).output
         #expect(pretty.contains("Replicas:\t3") && pretty.contains("front:\t10.0.0."), "\(pretty)")
+        // --format json: one object a line, docker's field names.
+        func objects(_ arguments: [String]) throws -> [[String: Any]] {
+            let result = try shoalAt(n1, arguments + ["--format", "json"])
+            #expect(result.status == 0, "\(arguments): \(result.output)")
+            return try result.output.split(separator: "\n").map {
+                try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] ?? [:]
+            }
+        }
+        let services = try objects(["service", "ls"])
+        #expect(services.count == 1 && services[0]["Name"] as? String == "my-web" && services[0]["Mode"] as? String == "replicated"
+                && services[0]["Replicas"] as? String == "3/3" && services[0]["Image"] as? String == "python3 -m http.server 80"
+                && services[0]["ID"] != nil && services[0]["Ports"] != nil, "\(services)")
+        let tasks = try objects(["service", "ps", "my-web"])
+        #expect(Set(tasks.compactMap { $0["Node"] as? String }) == ["n1", "n2", "n3"]
+                && tasks.allSatisfy { $0["DesiredState"] as? String == "Running" && ($0["CurrentState"] as? String ?? "").hasPrefix("Running") }
+                && Set(tasks.compactMap { $0["Name"] as? String }) == ["my-web.1", "my-web.2", "my-web.3"], "\(tasks)")
+        let networkObjects = try objects(["network", "ls"])
+        #expect(Set(networkObjects.compactMap { $0["Name"] as? String }) == ["ingress", "front"]
+                && networkObjects.allSatisfy { $0["Driver"] as? String == "overlay" && $0["Scope"] as? String == "swarm" }, "\(networkObjects)")
+        let badFormat = try shoalAt(n1, ["service", "ls", "--format", "yaml"])
+        #expect(badFormat.status != 0 && badFormat.output.contains("must be table or json"), "\(badFormat.output)")
 
         // Bad input: one line each, nothing written.
         let before = try shoalAt(n1, ["service", "ls"]).output
@@ -311,6 +332,21 @@ struct ServiceCLIRootTests {
             .range(of: #"10\.0\.0\.\d+"#, options: .regularExpression).map { String(try inTask(onN3, ["ip", "-o", "-4", "addr", "show", "eth0"]).output[$0]) })
         let curl = try inTask(onN1, ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5", "http://\(n3Address)/"])
         #expect(curl.output == "200", "\(curl.output)")
+        // n1's /metrics counts that traffic: VXLAN datagrams sent on the network, DNS answers
+        // (sampled each second: bounded, 20 reads 250 ms apart).
+        func counted(_ prefix: String, in metrics: String) -> Bool {
+            metrics.split(separator: "\n").contains { $0.hasPrefix(prefix) && (Double($0.split(separator: " ").last ?? "") ?? 0) > 0 }
+        }
+        var metrics = ""
+        for _ in 0..<20 {
+            metrics = try NamespacedProcess.run(
+                ["curl", "-s", "--max-time", "5", "http://127.0.0.1:9323/metrics"], in: lab.nodes[0].namespace, timeoutSeconds: 10).output
+            if counted("shoal_overlay_tx_datagrams_total{network=", in: metrics) && counted("shoal_dns_queries_total{result=\"answered\"}", in: metrics) { break }
+            usleep(250_000)
+        }
+        #expect(counted("shoal_overlay_tx_datagrams_total{network=", in: metrics), "\(metrics.split(separator: "\n").filter { $0.contains("overlay") })")
+        #expect(counted("shoal_dns_queries_total{result=\"answered\"}", in: metrics), "\(metrics.split(separator: "\n").filter { $0.contains("dns") })")
+        #expect(counted("shoal_gossip_members{status=\"alive\"}", in: metrics))
 
         // Every task's output, prefixed as swarm does.
         let logs = try shoalAt(n1, ["service", "logs", "my-web"])
