@@ -93,7 +93,7 @@ extension Daemon {
         for _ in 0..<50 {
             do {
                 let server = try await startClusterServer(state.membership, credentials: credentials, roots: state.roots)
-                replaceClusterServer(with: server)
+                joined?.clusterServer = server
                 return
             } catch {
                 lastError = error

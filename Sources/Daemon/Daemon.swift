@@ -54,8 +54,9 @@ public actor Daemon {
     let logger: Logger
     /// The manager this node is, if any (the listeners' services read it per call).
     let handle = ManagerHandle()
-    /// The node's membership, once joined.
-    private(set) var joined: Joined?
+    /// The node's membership, once joined (changed by the daemon's own files only: joining,
+    /// leaving, renewal, role changes).
+    var joined: Joined?
     private let loop: EventLoop
 
     /// What runs while the node is in a swarm.
@@ -66,6 +67,10 @@ public actor Daemon {
         let credentials: CurrentCredentials
         let connections: PeerConnections
         var manager: Manager?
+        /// The manager's own loops, stopped with it (on demotion too).
+        var managerTasks: [Task<Void, Never>] = []
+        /// A promotion or demotion under way.
+        var roleChange: Task<Void, Never>?
         var tasks: [Task<Void, Never>]
         var clusterServer: GRPCServer<HTTP2ServerTransport.Posix>?
         /// Overlay, gossip and DNS, once started.
@@ -155,20 +160,11 @@ public actor Daemon {
         // own tasks' sandboxes (exec, logs) reached through a manager.
         state.clusterServer = try await startClusterServer(membership, credentials: credentials, roots: roots)
         if membership.isManager, let raftID = membership.raftID {
-            var configuration = ManagerConfiguration(
-                nodeID: membership.nodeID, raftID: raftID, advertiseAddress: membership.advertiseAddress,
-                raftDirectory: files.raftDirectory, bootstrap: bootstrap)
-            configuration.peers = joinPeers ?? membership.raftPeers
-            let manager = try Manager(configuration: configuration, connections: connections, roots: roots, loop: loop)
-            handle.set(manager)
+            let (manager, tasks) = try startManager(
+                membership, raftID: raftID, peers: joinPeers ?? membership.raftPeers, bootstrap: bootstrap, connections: connections,
+                roots: roots)
             state.manager = manager
-            state.tasks.append(Task { await manager.run() })
-            state.tasks.append(Task {
-                while !Task.isCancelled {
-                    await DaemonMetrics.sample(manager)
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            })
+            state.managerTasks = tasks
         }
         state.tasks.append(Task { [weak self] in await self?.renewCertificates() })
         joined = state
@@ -179,11 +175,34 @@ public actor Daemon {
         startSession()
     }
 
+    /// Starts this node's manager (a Raft member of the store) and serves its APIs; returns
+    /// it and the tasks that run beside it (its loops, its metrics).
+    func startManager(
+        _ membership: NodeMembershipState, raftID: UInt64, peers: [UInt64: String], bootstrap: Bool, connections: PeerConnections,
+        roots: TrustedRoots
+    ) throws -> (Manager, [Task<Void, Never>]) {
+        var configuration = ManagerConfiguration(
+            nodeID: membership.nodeID, raftID: raftID, advertiseAddress: membership.advertiseAddress,
+            raftDirectory: files.raftDirectory, bootstrap: bootstrap)
+        configuration.peers = peers
+        let manager = try Manager(configuration: configuration, connections: connections, roots: roots, loop: loop)
+        handle.set(manager)
+        let run = Task { await manager.run() }
+        let metrics = Task {
+            while !Task.isCancelled {
+                await DaemonMetrics.sample(manager)
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        return (manager, [run, metrics])
+    }
+
     /// The node object from the managers: its ingress sandbox address goes to the data plane
-    /// (now, or when it starts).
+    /// (now, or when it starts), and a role the managers changed (promote, demote) is taken.
     func received(node: Shoal_Api_Node) async {
         joined?.node = node
         await joined?.network?.useIngress(of: node)
+        takeRole(of: node)
     }
 
     /// New data-plane keys from the managers: saved, then used (or the data plane started).
@@ -289,17 +308,13 @@ public actor Daemon {
     }
     private var joinedTasksPending: [Task<Void, Never>] = []
 
-    /// The listener on 2377 from now on (the old one was told to shut down).
-    func replaceClusterServer(with server: GRPCServer<HTTP2ServerTransport.Posix>) {
-        joined?.clusterServer = server
-    }
-
     /// Stops the session, the manager and the cluster listener, and (unless kept, as
     /// `--force-new-cluster` keeps them) the node's tasks.
     func deactivate(keepingTasks: Bool = false) async {
         guard let state = joined else { return }
         joined = nil
-        for task in state.tasks { task.cancel() }
+        for task in state.tasks + state.managerTasks { task.cancel() }
+        state.roleChange?.cancel()
         if !keepingTasks { await worker.stopAll() }
         await worker.use(nil)
         await state.network?.stop()

@@ -258,7 +258,7 @@ extension Daemon {
     }
 
     /// RaftMembership.Join at the leader (following one redirect from a follower).
-    private func joinRaft(
+    func joinRaft(
         at remote: String, advertise: String, credentials: TLSCredentials, roots: TrustedRoots
     ) async throws -> Shoal_Api_JoinResponse {
         var request = Shoal_Api_JoinRequest()

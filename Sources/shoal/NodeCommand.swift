@@ -6,7 +6,31 @@ import SwiftProtobuf
 /// `shoal node …`: the swarm's nodes, through a manager.
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "node", abstract: "Manage swarm nodes.", subcommands: [List.self, Inspect.self, Update.self, Remove.self])
+        commandName: "node", abstract: "Manage swarm nodes.", subcommands: [List.self, Inspect.self, Update.self, Promote.self, Demote.self, Remove.self])
+
+    /// Changes node `reference`'s spec as it is now: when the node changed between the read and
+    /// the write (its status, written by the managers), the change is made again on what it has
+    /// become (bounded: 3 tries).
+    static func updateSpec(
+        of reference: String, through connection: APIConnection, _ change: (inout Shoal_Api_NodeSpec) -> Void
+    ) async throws -> Shoal_Api_Node {
+        for attempt in 1...3 {
+            var get = Shoal_Api_GetNodeRequest()
+            get.nodeID = reference
+            let current = try await connection.control.getNode(get, options: cliCallOptions).node
+            var update = Shoal_Api_UpdateNodeRequest()
+            update.nodeID = current.id
+            update.nodeVersion = current.meta.version
+            update.spec = current.spec
+            change(&update.spec)
+            do {
+                return try await connection.control.updateNode(update, options: cliCallOptions).node
+            } catch where APIError(error).reason == .versionConflict && attempt < 3 {
+                continue
+            }
+        }
+        throw CLIFailure("node \(reference) kept changing while it was updated; retry")
+    }
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the nodes in the swarm.")
@@ -96,29 +120,50 @@ struct NodeCommand: AsyncParsableCommand {
                 let availability = try self.availability.map(availabilityFlag)
                 let added = try KeyValueText.pairs(labelAdd, flag: "--label-add")
                 _ = try await daemon.call { connection in
-                    // The flags are a change to the spec as it is now: when the node changed
-                    // between the read and the write (its status, written by the managers), the
-                    // change is made again on what it has become (bounded: 3 tries).
-                    for attempt in 1...3 {
-                        var get = Shoal_Api_GetNodeRequest()
-                        get.nodeID = node
-                        let current = try await connection.control.getNode(get, options: cliCallOptions).node
-                        var update = Shoal_Api_UpdateNodeRequest()
-                        update.nodeID = current.id
-                        update.nodeVersion = current.meta.version
-                        update.spec = current.spec
-                        if let availability { update.spec.availability = availability }
-                        for (key, value) in added { update.spec.annotations.labels[key] = value }
-                        for key in labelRm { update.spec.annotations.labels[key] = nil }
-                        do {
-                            return try await connection.control.updateNode(update, options: cliCallOptions)
-                        } catch where APIError(error).reason == .versionConflict && attempt < 3 {
-                            continue
-                        }
+                    try await NodeCommand.updateSpec(of: node, through: connection) { spec in
+                        if let availability { spec.availability = availability }
+                        for (key, value) in added { spec.annotations.labels[key] = value }
+                        for key in labelRm { spec.annotations.labels[key] = nil }
                     }
-                    throw CLIFailure("node \(node) kept changing while it was updated; retry")
                 }
                 print(node)
+            }
+        }
+    }
+
+    struct Promote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Promote nodes to managers (they join Raft once the leader writes it).")
+        @OptionGroup var daemon: DaemonAddress
+        @Argument(help: "Node IDs, ID prefixes or hostnames.")
+        var nodes: [String]
+
+        func run() async throws {
+            try await reportingFailures {
+                for node in nodes {
+                    _ = try await daemon.call { connection in
+                        try await NodeCommand.updateSpec(of: node, through: connection) { $0.desiredRole = .manager }
+                    }
+                    print("Node \(node) promoted to a manager in the swarm.")
+                }
+            }
+        }
+    }
+
+    struct Demote: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Demote managers to workers (each leaves Raft first; refused when the managers left would lose quorum).")
+        @OptionGroup var daemon: DaemonAddress
+        @Argument(help: "Node IDs, ID prefixes or hostnames.")
+        var nodes: [String]
+
+        func run() async throws {
+            try await reportingFailures {
+                for node in nodes {
+                    _ = try await daemon.call { connection in
+                        try await NodeCommand.updateSpec(of: node, through: connection) { $0.desiredRole = .worker }
+                    }
+                    print("Manager \(node) demoted in the swarm.")
+                }
             }
         }
     }

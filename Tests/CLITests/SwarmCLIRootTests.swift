@@ -91,6 +91,82 @@ struct SwarmCLIRootTests {
         print("certificates: \(serials.mapValues(\.count)) per node in \(Int(seconds)) s, \(round) writes")
     }
 
+    @Test func promotionDemotionOfTheLeaderAndRemovalOfADownNode() throws {
+        Lab.removeStale()
+        let name = "sp\(getpid() % 100_000)"
+        let up = try shoal(["lab", "up", "--nodes", "4", "--managers", "3", "--dispatcher-heartbeat", "500ms", "--name", name], timeout: 90)
+        defer { _ = try? shoal(["lab", "down", name]) }
+        try #require(up.status == 0, "\(up.output)")
+        let lab = try Lab.attach(named: name)
+        let socket = { (node: String) in "\(lab.record.fileDirectory)/\(node).sock" }
+        func managerStatus(_ nodes: [[String: Any]], _ host: String) -> String? {
+            nodes.first { $0["Hostname"] as? String == host }?["ManagerStatus"] as? String
+        }
+        /// `node ls` through the first manager that answers, until `condition` holds (bounded: 150 × 100 ms).
+        func eventually(_ managers: [String], _ condition: ([[String: Any]]) -> Bool) -> [[String: Any]] {
+            var last: [[String: Any]] = []
+            for _ in 0..<150 {
+                for manager in managers {
+                    if let nodes = try? nodeList(socket(manager)), !nodes.isEmpty {
+                        last = nodes
+                        break
+                    }
+                }
+                if condition(last) { return last }
+                usleep(100_000)
+            }
+            return last
+        }
+
+        // Promote the worker: it gets a manager certificate, joins Raft, and is Reachable.
+        let promoted = try shoalAt(socket("n1"), ["node", "promote", "n4"])
+        #expect(promoted.status == 0 && promoted.output.contains("Node n4 promoted to a manager in the swarm."), "\(promoted.output)")
+        var nodes = eventually(["n1", "n2", "n3"]) { managerStatus($0, "n4") == "Reachable" }
+        #expect(managerStatus(nodes, "n4") == "Reachable", "\(nodes)")
+        #expect(try shoalAt(socket("n4"), ["node", "ls"]).status == 0, "n4 serves the cluster's API now")
+
+        // Demote the leader: it hands leadership over, leaves Raft, and is a worker.
+        let leader = try #require(nodes.first { $0["ManagerStatus"] as? String == "Leader" }?["Hostname"] as? String)
+        let others = ["n1", "n2", "n3", "n4"].filter { $0 != leader }
+        let demoted = try shoalAt(socket(others[0]), ["node", "demote", leader])
+        #expect(demoted.status == 0 && demoted.output.contains("Manager \(leader) demoted in the swarm."), "\(demoted.output)")
+        nodes = eventually(others) { nodes in
+            managerStatus(nodes, leader) == "" && nodes.filter { $0["ManagerStatus"] as? String == "Leader" }.count == 1
+                && others.allSatisfy { ["Leader", "Reachable"].contains(managerStatus(nodes, $0)) }
+                && nodes.allSatisfy { $0["Status"] as? String == "Ready" }  // Unknown while the new leader hears from them
+        }
+        #expect(managerStatus(nodes, leader) == "", "\(leader) is a worker: \(nodes)")
+        #expect(others.allSatisfy { ["Leader", "Reachable"].contains(managerStatus(nodes, $0)) }, "\(nodes)")
+        #expect(nodes.allSatisfy { $0["Status"] as? String == "Ready" }, "\(nodes)")
+        var refused = try shoalAt(socket(leader), ["node", "ls"])
+        for _ in 0..<50 where refused.status == 0 {  // Bounded: its manager stops once it has taken the role.
+            usleep(100_000)
+            refused = try shoalAt(socket(leader), ["node", "ls"])
+        }
+        #expect(refused.status != 0 && refused.output.contains("not a swarm manager"), "\(refused.output)")
+        #expect(try shoalAt(socket(others[1]), ["node", "update", "--label-add", "after-demotion=1", others[2]]).status == 0)
+
+        // With one of the three managers down, demoting another would leave no quorum: refused.
+        let newLeader = try #require(nodes.first { $0["ManagerStatus"] as? String == "Leader" }?["Hostname"] as? String)
+        let followers = others.filter { $0 != newLeader }
+        let downIndex = try #require(lab.nodes.firstIndex { $0.name == followers[0] })
+        kill(lab.record.processes[downIndex].pid, SIGKILL)
+        nodes = eventually([newLeader]) { managerStatus($0, followers[0]) == "Unreachable" }
+        let unsafe = try shoalAt(socket(newLeader), ["node", "demote", followers[1]])
+        #expect(unsafe.status != 0 && unsafe.output.contains("quorum"), "\(unsafe.output)")
+        #expect(managerStatus(try nodeList(socket(newLeader)), followers[1]) == "Reachable")
+
+        // The demoted node's daemon killed: Down, then removed (a live node is refused without --force).
+        let aliveRefused = try shoalAt(socket(newLeader), ["node", "rm", leader])
+        #expect(aliveRefused.status != 0, "\(aliveRefused.output)")
+        let leaderIndex = try #require(lab.nodes.firstIndex { $0.name == leader })
+        kill(lab.record.processes[leaderIndex].pid, SIGKILL)
+        nodes = eventually([newLeader]) { nodes in nodes.first { $0["Hostname"] as? String == leader }?["Status"] as? String == "Down" }
+        let removed = try shoalAt(socket(newLeader), ["node", "rm", leader])
+        #expect(removed.status == 0, "\(removed.output)")
+        #expect(try nodeList(socket(newLeader)).allSatisfy { $0["Hostname"] as? String != leader })
+    }
+
     @Test func quorumLossFailsFastAndForceNewClusterKeepsEveryObject() throws {
         Lab.removeStale()
         let name = "sq\(getpid() % 100_000)"
@@ -183,6 +259,19 @@ struct SwarmCLIRootTests {
         let victim = lab.record.processes[leaderIndex]
         kill(victim.pid, SIGKILL)
         let killed = Date()
+        // A new leader, as the survivor's `node ls` shows it, within a second (bounded: 60 reads).
+        var electedAfter: TimeInterval?
+        for _ in 0..<60 where electedAfter == nil {
+            let list = (try? nodeList(socket(survivor))) ?? []
+            if let elected = list.first(where: { $0["ManagerStatus"] as? String == "Leader" })?["Hostname"] as? String, elected != leader {
+                electedAfter = Date().timeIntervalSince(killed)
+            } else {
+                usleep(20_000)
+            }
+        }
+        let election = try #require(electedAfter, "no new leader shown after the kill")
+        #expect(election < 1.0, "a new leader shown \(election) s after the kill")
+        print("swarm: a new leader shown \(Int(election * 1000)) ms after kill -9 of the leader \(leader)")
         var firstWriteAfterKill: TimeInterval?
         for write in 5..<40 {  // Bounded: 35 writes, each at most 30 s, stops 3 s after the first success.
             let result = try shoalAt(socket(survivor), ["node", "update", "--label-add", "w\(write)=1", "n5"])

@@ -61,10 +61,11 @@ struct ControlService: Shoal_Api_Control.SimpleServiceProtocol {
                 throw APIError(.notFound, "no such node: \(request.nodeID)", objectID: request.nodeID)
             }
             guard request.hasSpec else { throw APIError(.invalidSpec, "UpdateNode needs a spec", field: "spec") }
-            if request.spec.desiredRole != node.spec.desiredRole {
-                throw APIError(
-                    .failedPrecondition, "changing a node's role (promote/demote) is not served by this manager yet",
-                    objectID: node.id, field: "spec.desired_role")
+            if request.spec.desiredRole == .worker && node.spec.desiredRole == .manager {
+                let managers = try await manager.read { $0.nodes.sorted.filter { $0.role == .manager }.count }
+                if let risk = await (try manager).demotionRisk(of: node, managers: managers) {
+                    throw APIError(.failedPrecondition, "cannot demote \(node.spec.annotations.name): \(risk)", objectID: node.id, field: "spec.desired_role")
+                }
             }
             node.meta.version = request.nodeVersion
             node.spec = request.spec

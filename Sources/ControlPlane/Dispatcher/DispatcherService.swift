@@ -42,15 +42,21 @@ struct DispatcherService: Shoal_Api_Dispatcher.SimpleServiceProtocol {
             var lastManagers: [Shoal_Api_WeightedPeer] = []
             var lastKeys: [Shoal_Api_EncryptionKey]?
             var lastAttachments: [Shoal_Api_NetworkAttachment]?
+            var lastRole: Shoal_Api_NodeRole?
             while try manager.liveness.isCurrent(session: session, node: identity.nodeID), !Task.isCancelled {
                 let managers = try await managerPeers()
                 let keys = KeyRotation.gossipKeys(of: try await manager.cluster())
                 // The node's own attachments (its ingress sandbox address) arrive once the
                 // allocator gives them.
-                if let current = try await manager.read({ $0.nodes[identity.nodeID] }) { node.attachments = current.attachments }
+                // (and its role, which it takes when a promotion or demotion is written).
+                if let current = try await manager.read({ $0.nodes[identity.nodeID] }) {
+                    node.attachments = current.attachments
+                    node.role = current.role
+                    node.spec.desiredRole = current.spec.desiredRole
+                }
                 // The first message waits for the swarm's first gossip key (the leader makes it
                 // at once): a node's data plane starts sealed from the beginning.
-                if (managers != lastManagers || keys != lastKeys || node.attachments != lastAttachments) && !keys.isEmpty {
+                if (managers != lastManagers || keys != lastKeys || node.attachments != lastAttachments || node.role != lastRole) && !keys.isEmpty {
                     var message = Shoal_Api_SessionMessage()
                     message.sessionID = session
                     message.node = node
@@ -60,6 +66,7 @@ struct DispatcherService: Shoal_Api_Dispatcher.SimpleServiceProtocol {
                     lastManagers = managers
                     lastKeys = keys
                     lastAttachments = node.attachments
+                    lastRole = node.role
                 }
                 try? await Task.sleep(for: .milliseconds(500))
                 guard try await manager.isLeader() else { throw APIError(.notLeader, "leadership moved; reconnect") }
@@ -240,7 +247,10 @@ extension Manager {
                     }
                 }
             }
-            if leads { await promoteCaughtUpLearners() }
+            if leads {
+                await promoteCaughtUpLearners()
+                await reconcileRoles()
+            }
             try? await Task.sleep(for: .seconds(min(max(period / 2, 0.05), 0.2)))
         }
     }
