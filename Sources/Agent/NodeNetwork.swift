@@ -165,11 +165,18 @@ public actor NodeNetwork {
     /// Joins the gossip of the nodes at `hosts` (the managers: every node reaches them) and
     /// follows the tables until ``stop()``.
     public func run(joining hosts: [String]) {
+        join(hosts)
+        watcher = Task { await self.followTables() }
+    }
+
+    /// Joins the gossip of the managers at `hosts` (the list the session brings, which grows as
+    /// managers join), and keeps joining any of them that is not a live member.
+    public func join(_ hosts: [String]) {
         let seeds = hosts.compactMap { GossipAddress($0, defaultPort: 7946) }.map { GossipAddress(ipv4: $0.ipv4, port: 7946) }
             .filter { $0.ipv4 != underlay.rawValue }
+        guard seeds != self.seeds else { return }
         self.seeds = seeds
         _ = gossip.run { engine, now in engine.join(seeds, now: now) }
-        watcher = Task { await self.followTables() }
     }
 
     /// The managers' gossip addresses this node joins through.
@@ -343,11 +350,17 @@ public actor NodeNetwork {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(50))
             rounds += 1
-            // Alone while seeds are known (a manager whose data plane started after ours): ask
-            // again every second rather than at gossip's own reconnect interval.
+            // A manager not among the live members (its data plane started after our join, or it
+            // came back): asked again every second rather than at gossip's own reconnect
+            // interval. Joining through any one member is not enough: two groups that each
+            // joined a different manager first would otherwise never meet.
             if rounds % 20 == 0, !seeds.isEmpty {
                 let seeds = self.seeds
-                _ = gossip.run { engine, now in if engine.liveMemberCount == 1 { engine.join(seeds, now: now) } }
+                _ = gossip.run { engine, now in
+                    let live = Set(engine.memberList.filter { $0.status == .alive }.map(\.address.ipv4))
+                    let missing = seeds.filter { !live.contains($0.ipv4) }
+                    if !missing.isEmpty { engine.join(missing, now: now) }
+                }
             }
             guard let events = try? await gossip.events(after: eventSequence).get(), let last = events.last else { continue }
             eventSequence = last.sequence

@@ -278,6 +278,10 @@ public actor Daemon {
         guard var state = joined, state.membership.managers != managers else { return }
         state.membership.managers = managers
         joined = state
+        if let network = state.network {
+            let hosts = managers.compactMap { try? HostPort(parsing: $0, defaultPort: 2377).host }
+            Task { await network.join(hosts) }
+        }
         do { try files.save(state.membership) } catch {
             logger.warning("cannot save the managers' list", metadata: ["error": "\(error)"])
         }

@@ -238,6 +238,19 @@ struct SwarmCLIRootTests {
             #expect(nodes.filter { $0["ManagerStatus"] as? String == "Reachable" }.count == 2, "\(manager): \(nodes)")
             #expect(nodes.filter { $0["Self"] as? Bool == true }.map { $0["Hostname"] as? String } == [manager])
         }
+        // Every node's gossip sees all five alive, however the managers' data planes raced at
+        // start (bounded: 50 rounds, 200 ms apart).
+        var gossipViews: [String] = []
+        for _ in 0..<50 {
+            gossipViews = lab.nodes.map { node in
+                let metrics = (try? NamespacedProcess.run(
+                    ["curl", "-s", "--max-time", "2", "http://127.0.0.1:9323/metrics"], in: node.namespace, timeoutSeconds: 5).output) ?? ""
+                return metrics.split(separator: "\n").first { $0.hasPrefix("shoal_gossip_members{status=\"alive\"}") }.map(String.init) ?? "none"
+            }
+            if gossipViews.allSatisfy({ $0.hasSuffix(" 5.0") || $0.hasSuffix(" 5") }) { break }
+            usleep(200_000)
+        }
+        #expect(gossipViews.allSatisfy { $0.hasSuffix(" 5.0") || $0.hasSuffix(" 5") }, "\(gossipViews)")
         let table = try shoalAt(socket("n2"), ["node", "ls"])
         #expect(table.output.hasPrefix("ID"), "\(table.output)")
         #expect(table.output.contains("HOSTNAME   STATUS   AVAILABILITY   MANAGER STATUS   ENGINE VERSION"), "\(table.output)")
