@@ -103,7 +103,7 @@ public final class Manager: Sendable {
     /// Waits up to 1.5 s for a leader (an election takes 0.3–0.6 s), then fails with quorum
     /// lost: a caller learns within two seconds, never hangs.
     func onLeader<T: Sendable>(
-        _ local: () async throws -> T, forward: (APIConnection) async throws -> T
+        _ local: () async throws -> T, forward: @escaping @Sendable (APIConnection) async throws -> T
     ) async throws(APIError) -> T {
         let deadline = ContinuousClock.now + .milliseconds(1500)
         var forwardedOnce = false
@@ -120,7 +120,10 @@ public final class Manager: Sendable {
             if leader.id != 0, let address = leader.address, !forwardedOnce {
                 forwardedOnce = true
                 do {
-                    return try await forward(try connections.connection(to: address))
+                    if let answer = try await forwardWhileLeading(leader.id, try connections.connection(to: address), forward) { return answer }
+                    // The leader changed under the call (it died: the call would wait for it).
+                    forwardedOnce = false
+                    continue
                 } catch {
                     let failure = APIError(error)
                     // The leader died under the call: look for the next one.
@@ -134,6 +137,27 @@ public final class Manager: Sendable {
             }
             guard ContinuousClock.now < deadline else { throw quorumLost() }
             try? await Task.sleep(for: .milliseconds(50))
+        }
+    }
+
+    /// `forward` on `connection`, or nil as soon as this member's Raft no longer names `leader`
+    /// (a call to a leader that died would wait for it to come back).
+    private func forwardWhileLeading<T: Sendable>(
+        _ leader: NodeID, _ connection: APIConnection, _ forward: @escaping @Sendable (APIConnection) async throws -> T
+    ) async throws -> T? {
+        let member = store.member
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask { try await forward(connection) }
+            group.addTask {
+                // Bounded by cancellation: the call's answer cancels it.
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .milliseconds(50))
+                    if (try? await member.leader().get().id) != leader { return nil }
+                }
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
         }
     }
 

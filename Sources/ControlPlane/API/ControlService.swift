@@ -16,7 +16,7 @@ struct ControlService: Shoal_Api_Control.SimpleServiceProtocol {
 
     /// Checks the caller, then runs `local` on the leader (or `forward` to it).
     private func call<T: Sendable>(
-        _ context: ServerContext, _ local: () async throws(APIError) -> T, forward: (APIConnection) async throws -> T
+        _ context: ServerContext, _ local: () async throws(APIError) -> T, forward: @escaping @Sendable (APIConnection) async throws -> T
     ) async throws -> T {
         do {
             try authorizer.requireManager(context)
