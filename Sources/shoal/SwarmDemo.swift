@@ -3,11 +3,12 @@ import Foundation
 import HostNet
 import Lab
 
-/// The swarm tutorial on a lab, as a user types it: a manager and two workers, an overlay
+/// The swarm tutorial on a lab, as a user types it: three managers (on three nodes), an overlay
 /// network, a replicated service with a published port, `service ps`, `exec … nslookup`, a
 /// request across the overlay and one to the service's VIP, the published port on every
-/// node, scale, drain, a node's daemon killed and its tasks replaced, removal, and a teardown
-/// that leaves nothing. Every step runs the real CLI against the lab's daemons.
+/// node, scale, drain, the leader's daemon killed (another manager elected, the node Down, its
+/// tasks replaced), removal, and a teardown that leaves nothing. Every step runs the real CLI
+/// against the lab's daemons.
 enum SwarmDemo {
     static func run(nodes: Int) async throws {
         let lab = try Lab.up(nodes: nodes)
@@ -17,8 +18,9 @@ enum SwarmDemo {
             print("== lab \(lab.name): \(nodes) node namespaces on one bridge")
             print(LabReport.describe(lab))
             let started = ContinuousClock.now
-            try await LabSwarm.form(lab, managers: 1)
-            print("\n== swarm formed in \(milliseconds(ContinuousClock.now - started)) ms: `swarm init` on n1, `swarm join --token SWMTKN-1-…` on the others")
+            let managers = min(3, nodes)
+            try await LabSwarm.form(lab, managers: managers)
+            print("\n== swarm formed in \(milliseconds(ContinuousClock.now - started)) ms: `swarm init` on n1, `swarm join --token SWMTKN-1-…` on the others (\(managers) managers)")
             setenv("SHOAL_HOST", "unix://\(LabSwarm.socket(lab, lab.nodes[0]))", 1)
             print("export SHOAL_HOST=unix://\(LabSwarm.socket(lab, lab.nodes[0]))")
             let shoal = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
@@ -34,6 +36,12 @@ enum SwarmDemo {
                     failed = true
                     print("!! exit status \(result.status)")
                 }
+                return result.output
+            }
+            /// A CLI call made while waiting for something (it may fail meanwhile): its output, or
+            /// nothing after at most 3 s.
+            func poll(_ arguments: [String]) -> String {
+                guard let result = try? NamespacedProcess.run([shoal] + arguments, timeoutSeconds: 3), result.status == 0 else { return "" }
                 return result.output
             }
             nodeIDs = try step(["node", "ls"]).split(separator: "\n").dropFirst().compactMap { $0.split(separator: " ").first.map(String.init) }
@@ -67,13 +75,38 @@ enum SwarmDemo {
             try await Task.sleep(for: .seconds(3))
             try step(["service", "ps", "my-web"])
 
-            let victim = lab.nodes[1]
-            print("\n== kill -9 the daemon of \(victim.name)")
-            kill(lab.record.processes[1].pid, SIGKILL)
+            // The leader's daemon: another manager takes over (when there are three), the node
+            // goes Down and its tasks run elsewhere.
+            let leaderName = try step(["node", "ls", "--format", "json"], show: false).split(separator: "\n").compactMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            }.first { $0["ManagerStatus"] as? String == "Leader" }?["Hostname"] as? String ?? lab.nodes[0].name
+            let victimIndex = lab.nodes.firstIndex { $0.name == leaderName } ?? 0
+            let victim = lab.nodes[victimIndex]
+            print("\n== kill -9 the daemon of \(victim.name), the leader")
+            kill(lab.record.processes[victimIndex].pid, SIGKILL)
             let killed = ContinuousClock.now
+            if managers >= 3 {
+                let survivor = lab.nodes[(victimIndex + 1) % managers]
+                setenv("SHOAL_HOST", "unix://\(LabSwarm.socket(lab, survivor))", 1)
+                print("export SHOAL_HOST=unix://\(LabSwarm.socket(lab, survivor))")
+                var elected: String?
+                for _ in 0..<100 where elected == nil {  // Bounded: 100 reads, 50 ms apart at most.
+                    let listed = poll(["node", "ls", "--format", "json"]).split(separator: "\n").compactMap { line in
+                        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+                    }
+                    elected = listed.first { $0["ManagerStatus"] as? String == "Leader" && $0["Hostname"] as? String != victim.name }?["Hostname"] as? String
+                    if elected == nil { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                if let elected {
+                    print("\(elected) leads \(milliseconds(ContinuousClock.now - killed)) ms after the kill")
+                } else {
+                    failed = true
+                    print("!! no new leader")
+                }
+            }
             var down = false
             for _ in 0..<300 where !down {  // Bounded: 30 s.
-                let nodes = try step(["node", "ls"], show: false)
+                let nodes = poll(["node", "ls"])
                 down = nodes.split(separator: "\n").contains { $0.contains(" \(victim.name) ") && $0.contains("Down") }
                 if !down { try await Task.sleep(for: .milliseconds(100)) }
             }
