@@ -106,6 +106,7 @@ e2e: deps
 bench: hotpath
 	bench/overlay.sh
 	bench/raft.sh
+	bench/cluster.sh
 	bench/gossip.sh
 	bench/scheduler.sh
 

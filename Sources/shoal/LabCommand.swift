@@ -27,6 +27,9 @@ struct LabCommand: ParsableCommand {
         @Option(help: "Validity of node certificates (`swarm init --cert-expiry`; at least 1m).")
         var certExpiry: String?
 
+        @Option(help: "Where the daemons keep their data (a directory each); default: beside the lab's record, in /run.")
+        var dataRoot: String?
+
         @Option(help: "Every daemon's idle timeout of established TCP connections to VIPs (`shoal daemon --conntrack-tcp-timeout-established`).")
         var conntrackTcpTimeoutEstablished: String?
 
@@ -54,7 +57,7 @@ struct LabCommand: ParsableCommand {
             if !bare && !overlay {
                 do {
                     try await reportingFailures { try await LabSwarm.form(
-                        lab, managers: managers, heartbeat: dispatcherHeartbeat, certificateExpiry: certExpiry,
+                        lab, managers: managers, heartbeat: dispatcherHeartbeat, certificateExpiry: certExpiry, dataRoot: dataRoot,
                         daemonArguments: conntrackTcpTimeoutEstablished.map { ["--conntrack-tcp-timeout-established", $0] } ?? []) }
                 } catch {
                     try? lab.down()

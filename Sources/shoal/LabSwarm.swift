@@ -14,10 +14,11 @@ enum LabSwarm {
     /// (at most 60 s).
     /// `daemonArguments` are added to every node's `shoal daemon` command line.
     static func form(
-        _ lab: Lab, managers: Int, heartbeat: String = "1s", certificateExpiry: String? = nil, daemonArguments: [String] = []
+        _ lab: Lab, managers: Int, heartbeat: String = "1s", certificateExpiry: String? = nil, dataRoot: String? = nil,
+        daemonArguments: [String] = []
     ) async throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-        for node in lab.nodes { try startDaemon(lab, node, executable: executable, arguments: daemonArguments) }
+        for node in lab.nodes { try startDaemon(lab, node, executable: executable, dataRoot: dataRoot, arguments: daemonArguments) }
         for node in lab.nodes { try await waitForSocket(socket(lab, node)) }
         let first = lab.nodes[0]
         let (workerToken, managerToken) = try await call(lab, first) { connection in
@@ -39,8 +40,14 @@ enum LabSwarm {
         try await waitUntilReady(lab, count: lab.nodes.count)
     }
 
-    private static func startDaemon(_ lab: Lab, _ node: Lab.Node, executable: String, arguments: [String]) throws {
-        let data = "\(lab.record.fileDirectory)/\(node.name)-data"
+    /// A node's data directory: under `dataRoot` when given (a disk, for benchmarks that fsync),
+    /// else beside the lab's record.
+    static func dataDirectory(_ lab: Lab, _ node: Lab.Node, root dataRoot: String? = nil) -> String {
+        "\(dataRoot ?? lab.record.fileDirectory)/\(node.name)-data"
+    }
+
+    private static func startDaemon(_ lab: Lab, _ node: Lab.Node, executable: String, dataRoot: String?, arguments: [String]) throws {
+        let data = dataDirectory(lab, node, root: dataRoot)
         try lab.startProcess(
             on: node,
             [

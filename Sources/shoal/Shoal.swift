@@ -9,7 +9,7 @@ struct Shoal: AsyncParsableCommand {
         abstract: "A userspace networking engine for clusters of container hosts.",
         version: ShoalVersion.current,
         subcommands: [
-            Version.self, DaemonCommand.self, SwarmCommand.self, NodeCommand.self, NetworkCommand.self, ServiceCommand.self, ExecCommand.self, SchedulerBench.self, LabCommand.self, OverlayCommand.self, Capture.self, DNSCommand.self, RaftCommand.self, GossipCommand.self,
+            Version.self, DaemonCommand.self, SwarmCommand.self, NodeCommand.self, NetworkCommand.self, ServiceCommand.self, ExecCommand.self, SchedulerBench.self, APIBench.self, LabCommand.self, OverlayCommand.self, Capture.self, DNSCommand.self, RaftCommand.self, GossipCommand.self,
         ])
 
     /// `shoal -H ADDRESS …` as docker takes it, before the subcommand: the same as SHOAL_HOST.
