@@ -131,6 +131,18 @@ struct NodeCommand: AsyncParsableCommand {
         }
     }
 
+    /// Sets each of `nodes`' desired role (the leader does the rest) and says so in docker's words.
+    static func setDesiredRole(_ role: Shoal_Api_NodeRole, of nodes: [String], through daemon: DaemonAddress, saying: (String) -> String) async throws {
+        try await reportingFailures {
+            for node in nodes {
+                _ = try await daemon.call { connection in
+                    try await NodeCommand.updateSpec(of: node, through: connection) { $0.desiredRole = role }
+                }
+                print(saying(node))
+            }
+        }
+    }
+
     struct Promote: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Promote nodes to managers (they join Raft once the leader writes it).")
         @OptionGroup var daemon: DaemonAddress
@@ -138,14 +150,7 @@ struct NodeCommand: AsyncParsableCommand {
         var nodes: [String]
 
         func run() async throws {
-            try await reportingFailures {
-                for node in nodes {
-                    _ = try await daemon.call { connection in
-                        try await NodeCommand.updateSpec(of: node, through: connection) { $0.desiredRole = .manager }
-                    }
-                    print("Node \(node) promoted to a manager in the swarm.")
-                }
-            }
+            try await NodeCommand.setDesiredRole(.manager, of: nodes, through: daemon) { "Node \($0) promoted to a manager in the swarm." }
         }
     }
 
@@ -157,14 +162,7 @@ struct NodeCommand: AsyncParsableCommand {
         var nodes: [String]
 
         func run() async throws {
-            try await reportingFailures {
-                for node in nodes {
-                    _ = try await daemon.call { connection in
-                        try await NodeCommand.updateSpec(of: node, through: connection) { $0.desiredRole = .worker }
-                    }
-                    print("Manager \(node) demoted in the swarm.")
-                }
-            }
+            try await NodeCommand.setDesiredRole(.worker, of: nodes, through: daemon) { "Manager \($0) demoted in the swarm." }
         }
     }
 
