@@ -2,27 +2,15 @@
 // between 50 % and 80 % of its life (so a cluster's nodes do not all renew at once), with a new
 // key each time, from whichever manager answers (the CA signs for the role the node's object
 // has now). The new certificate must chain to the cluster's roots and name this node; it is
-// saved before it is used; then the 2377 listener is started again with it and new outgoing
-// connections present it, while streams already open finish on the old ones.
+// saved before it is used; then the 2377 listener presents it at its next handshakes (NIOSSL's
+// certificate reloading: the listener never restarts) and new outgoing connections carry it,
+// while the connections already open go on (TLS checks a certificate at the handshake only).
 
 import ClusterAPI
 import Foundation
 import GRPCCore
 import PKI
-import Synchronization
 import X509
-
-/// The credentials a node presents now; replaced when its certificate is renewed.
-final class CurrentCredentials: Sendable {
-    private let value: Mutex<TLSCredentials>
-
-    init(_ credentials: TLSCredentials) { value = Mutex(credentials) }
-
-    /// The credentials to present on the next connection.
-    var current: TLSCredentials { value.withLock { $0 } }
-
-    func replace(with credentials: TLSCredentials) { value.withLock { $0 = credentials } }
-}
 
 extension Daemon {
     /// Renews the node's certificate on swarm's schedule until the task is cancelled; a
@@ -81,25 +69,11 @@ extension Daemon {
         logger.info("certificate renewed", metadata: ["role": "\(identity.role.rawValue)"])
     }
 
-    /// Presents `credentials` from now on: the listener on 2377 is started anew with them (the
-    /// old one drains its open streams) and new connections to other nodes carry them.
+    /// Presents `credentials` from now on: at the listener's next handshakes, and on new
+    /// connections to other nodes (the ones open are retired gracefully: their calls finish).
     private func use(_ credentials: TLSCredentials) async throws {
         guard let state = joined else { return }
-        state.credentials.replace(with: credentials)
+        try state.credentials.replace(with: credentials)
         state.connections.closeAll()
-        state.clusterServer?.beginGracefulShutdown()
-        var lastError: Error?
-        // Bounded: 50 tries, 100 ms apart, while the old listener lets go of the port.
-        for _ in 0..<50 {
-            do {
-                let server = try await startClusterServer(state.membership, credentials: credentials, roots: state.roots)
-                joined?.clusterServer = server
-                return
-            } catch {
-                lastError = error
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-        throw lastError ?? APIError(.unavailable, "cannot listen on \(state.membership.listenAddress) again")
     }
 }

@@ -64,7 +64,7 @@ public actor Daemon {
         var membership: NodeMembershipState
         let roots: TrustedRoots
         /// What the node presents on 2377, replaced when its certificate is renewed.
-        let credentials: CurrentCredentials
+        let credentials: ReloadableCredentials
         let connections: PeerConnections
         var manager: Manager?
         /// The manager's own loops, stopped with it (on demotion too).
@@ -150,7 +150,7 @@ public actor Daemon {
         let root = try RootCA(certificateDER: stored.root)
         let roots = TrustedRoots([root])
         let credentials = TLSCredentials(certificateChain: [stored.certificate], privateKey: stored.key)
-        let current = CurrentCredentials(credentials)
+        let current = try ReloadableCredentials(credentials)
         let verify = roots.verificationCallback(.node)
         let connections = PeerConnections(security: { current.current.client(verifying: verify) })
         var state = Joined(
@@ -158,7 +158,7 @@ public actor Daemon {
             clusterServer: nil)
         // Every node listens on 2377: managers for the cluster's calls, every node for its
         // own tasks' sandboxes (exec, logs) reached through a manager.
-        state.clusterServer = try await startClusterServer(membership, credentials: credentials, roots: roots)
+        state.clusterServer = try await startClusterServer(membership, credentials: current, roots: roots)
         if membership.isManager, let raftID = membership.raftID {
             let (manager, tasks) = try startManager(
                 membership, raftID: raftID, peers: joinPeers ?? membership.raftPeers, bootstrap: bootstrap, connections: connections,
@@ -288,14 +288,15 @@ public actor Daemon {
     }
 
     /// The listener on 2377: every call under mutual TLS; joiners reach only the CA.
-    func startClusterServer(
-        _ membership: NodeMembershipState, credentials: TLSCredentials, roots: TrustedRoots
+    private func startClusterServer(
+        _ membership: NodeMembershipState, credentials: ReloadableCredentials, roots: TrustedRoots
     ) async throws -> GRPCServer<HTTP2ServerTransport.Posix> {
         let target = try APITarget(parsing: membership.listenAddress)
         guard case .hostPort(let host, let port) = target else { throw APIError(.invalidSpec, "--listen-addr must be host:port") }
         let address: GRPCNIOTransportCore.SocketAddress = host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
         let transport = HTTP2ServerTransport.Posix(
-            address: address, transportSecurity: credentials.server(verifying: roots.verificationCallback(.nodeOrJoiner)))
+            address: address,
+            transportSecurity: credentials.current.server(verifying: roots.verificationCallback(.nodeOrJoiner), reloading: credentials))
         let server = GRPCServer(
             transport: transport, services: handle.services(.network(roots)) + [TaskIOService(daemon: self, authorizer: .network(roots))],
             interceptors: [APIMetricsInterceptor(listener: "cluster")])
