@@ -16,6 +16,22 @@ let shoalExecutable: String = {
     return directory.appendingPathComponent("shoal").path
 }()
 
+/// Runs a long stretch of blocking waits (a minute of subprocesses) on a thread of its own and
+/// returns what it gathered: on two cores Swift's cooperative pool has two threads, and a test
+/// holding one for minutes starves the other suites' awaits. Expectations stay with the caller
+/// (issues are recorded against the test its task runs).
+func onOwnThread<T: Sendable>(_ body: @escaping () throws -> T) async throws -> T {
+    let work = UncheckedWork(body: body)
+    return try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            do { continuation.resume(returning: try work.body()) } catch { continuation.resume(throwing: error) }
+        }
+    }
+}
+
+/// A closure handed to another thread once, and run there only (what makes the check moot).
+private struct UncheckedWork<T>: @unchecked Sendable { let body: () throws -> T }
+
 /// Runs `shoal` with `arguments` (outside any namespace) and returns its result.
 func shoal(_ arguments: [String], timeout: Double = 60) throws -> NamespacedProcess.Result {
     try NamespacedProcess.run([shoalExecutable] + arguments, timeoutSeconds: timeout)

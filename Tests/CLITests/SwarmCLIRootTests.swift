@@ -49,7 +49,14 @@ struct SwarmCLIRootTests {
         return (serial, notAfter)
     }
 
-    @Test func certificatesAreRenewedBeforeTheyExpireAndTheSwarmStaysHealthy() throws {
+    /// What the renewal test saw, gathered on a thread of its own.
+    struct RenewalObservation: Sendable {
+        var serials: [String: Set<String>] = [:]
+        var expired: [String] = [], failedWrites: [String] = [], notReady: [String] = []
+        var rounds = 0
+    }
+
+    @Test func certificatesAreRenewedBeforeTheyExpireAndTheSwarmStaysHealthy() async throws {
         Lab.removeStale()
         let name = "sc\(getpid() % 100_000)"
         let up = try shoal(
@@ -61,34 +68,37 @@ struct SwarmCLIRootTests {
         let socket = { (node: String) in "\(lab.record.fileDirectory)/\(node).sock" }
         let nodes = ["n1", "n2", "n3"]
         let seconds = Double(ProcessInfo.processInfo.environment["SHOAL_CERT_SECONDS"] ?? "") ?? 75
-        var serials: [String: Set<String>] = [:]
-        var expired: [String] = [], failedWrites: [String] = [], notReady: [String] = []
-        let started = Date()
-        var round = 0
-        // Bounded: one round a second for `seconds` (each command at most 10 s).
-        while Date().timeIntervalSince(started) < seconds {
-            round += 1
-            for node in nodes {
-                guard let current = try certificate(lab, node) else { continue }
-                serials[node, default: []].insert(current.serial)
-                if current.notAfter < Date() { expired.append("\(node) at \(Int(Date().timeIntervalSince(started))) s") }
+        let seen = try await onOwnThread { () throws -> RenewalObservation in
+            var seen = RenewalObservation()
+            let started = Date()
+            // Bounded: one round a second for `seconds` (each command at most 10 s).
+            while Date().timeIntervalSince(started) < seconds {
+                seen.rounds += 1
+                for node in nodes {
+                    guard let current = try certificate(lab, node) else { continue }
+                    seen.serials[node, default: []].insert(current.serial)
+                    if current.notAfter < Date() { seen.expired.append("\(node) at \(Int(Date().timeIntervalSince(started))) s") }
+                }
+                // Writes through each manager in turn (followers forward over 2377 under mTLS).
+                let manager = ["n1", "n2"][seen.rounds % 2]
+                let write = try shoalAt(socket(manager), ["node", "update", "--label-add", "round\(seen.rounds)=1", "n3"], timeout: 10)
+                if write.status != 0 { seen.failedWrites.append("round \(seen.rounds) via \(manager): \(write.output)") }
+                let list = (try? nodeList(socket(manager))) ?? []
+                let states = list.map { "\($0["Hostname"] as? String ?? "?"):\($0["Status"] as? String ?? "?")" }
+                if list.count != 3 || states.contains(where: { $0.hasSuffix(":Down") }) {
+                    seen.notReady.append("\(Int(Date().timeIntervalSince(started))) s: \(states)")
+                }
+                usleep(1_000_000)
             }
-            // Writes through each manager in turn (followers forward over 2377 under mTLS).
-            let manager = ["n1", "n2"][round % 2]
-            let write = try shoalAt(socket(manager), ["node", "update", "--label-add", "round\(round)=1", "n3"], timeout: 10)
-            if write.status != 0 { failedWrites.append("round \(round) via \(manager): \(write.output)") }
-            let list = (try? nodeList(socket(manager))) ?? []
-            let states = list.map { "\($0["Hostname"] as? String ?? "?"):\($0["Status"] as? String ?? "?")" }
-            if list.count != 3 || states.contains(where: { $0.hasSuffix(":Down") }) { notReady.append("\(Int(Date().timeIntervalSince(started))) s: \(states)") }
-            usleep(1_000_000)
+            return seen
         }
         // Swarm's schedule renews at 50–80 % of a certificate's life: within 75 s every node
         // replaced the one it joined with (which expired at 60 s) at least once.
-        for node in nodes { #expect((serials[node]?.count ?? 0) >= 2, "\(node) was never renewed: \(serials[node] ?? [])") }
-        #expect(expired.isEmpty, "expired certificates on disk: \(expired)")
-        #expect(failedWrites.isEmpty, "\(failedWrites.count) of \(round) writes failed: \(failedWrites.prefix(3))")
-        #expect(notReady.isEmpty, "nodes missing or Down: \(notReady.prefix(3))")
-        print("certificates: \(serials.mapValues(\.count)) per node in \(Int(seconds)) s, \(round) writes")
+        for node in nodes { #expect((seen.serials[node]?.count ?? 0) >= 2, "\(node) was never renewed: \(seen.serials[node] ?? [])") }
+        #expect(seen.expired.isEmpty, "expired certificates on disk: \(seen.expired)")
+        #expect(seen.failedWrites.isEmpty, "\(seen.failedWrites.count) of \(seen.rounds) writes failed: \(seen.failedWrites.prefix(3))")
+        #expect(seen.notReady.isEmpty, "nodes missing or Down: \(seen.notReady.prefix(3))")
+        print("certificates: \(seen.serials.mapValues(\.count)) per node in \(Int(seconds)) s, \(seen.rounds) writes")
     }
 
     @Test func promotionDemotionOfTheLeaderAndRemovalOfADownNode() throws {
