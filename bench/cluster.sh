@@ -36,8 +36,16 @@ stop_all() {
     sleep 0.5
 }
 cleanup() {
+    # The lab's own record sweeps what its daemons made; a daemon restarted here is not in it,
+    # so its node's ingress sandbox is removed by name (the first 12 characters of its node ID).
+    local ids
+    ids=$("$shoal" -H "unix:///run/shoal/labs/$lab.d/n1.sock" node ls -q 2>/dev/null || true)
+    ids="$ids $("$shoal" -H "unix:///run/shoal/labs/$lab.d/n2.sock" node ls -q 2>/dev/null || true)"
     stop_all
     "$shoal" lab down "$lab" >/dev/null 2>&1 || true
+    for id in $ids; do
+        ip netns list | grep -q "^shoal-ingress-${id:0:12}\b" && ip netns delete "shoal-ingress-${id:0:12}" || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
