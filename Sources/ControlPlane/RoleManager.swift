@@ -28,20 +28,20 @@ extension Manager {
         return nil
     }
 
-    /// One pass over the nodes whose role differs from their desired role (leader only).
-    func reconcileRoles() async {
-        guard let nodes = try? await read({ $0.nodes.sorted }) else { return }
+    /// One pass over `nodes` (as the leader's liveness pass just read them) whose role differs
+    /// from their desired role; each write re-reads its node.
+    func reconcileRoles(_ nodes: [Shoal_Api_Node]) async {
         for node in nodes where node.spec.desiredRole != node.role {
             switch node.spec.desiredRole {
             case .manager:
-                try? await updateNode(node.id) { node in
+                let promoted = try? await updateNode(node.id) { node in
                     guard node.spec.desiredRole == .manager, node.role != .manager else { return false }
                     node.role = .manager
                     node.managerStatus = Shoal_Api_ManagerStatus()
                     node.managerStatus.addr = node.status.addr
                     return true
                 }
-                logger.info("node promoted", metadata: ["node": "\(node.id)"])
+                if promoted?.role == .manager { logger.info("node promoted", metadata: ["node": "\(node.id)"]) }
             case .worker:
                 await demote(node, managers: nodes.filter { $0.role == .manager }.count)
             default:
@@ -75,12 +75,12 @@ extension Manager {
                 return
             }
         }
-        try? await updateNode(node.id) { node in
+        let demoted = try? await updateNode(node.id) { node in
             guard node.spec.desiredRole == .worker, node.role == .manager else { return false }
             node.role = .worker
             node.managerStatus = Shoal_Api_ManagerStatus()
             return true
         }
-        logger.info("node demoted", metadata: ["node": "\(node.id)"])
+        if demoted?.role == .worker { logger.info("node demoted", metadata: ["node": "\(node.id)"]) }
     }
 }

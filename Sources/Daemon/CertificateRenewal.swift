@@ -48,17 +48,10 @@ extension Daemon {
         request.csr = Data(try NodeKey.encode(try key.signingRequest()))
         var managers = state.membership.managers
         if state.membership.isManager { managers.insert(state.membership.advertiseAddress, at: 0) }
-        var lastError: Error = APIError(.unavailable, "no manager is known to this node")
-        var issued: Shoal_Api_IssueNodeCertificateResponse?
-        for address in managers where issued == nil {
-            do {
-                issued = try await state.connections.connection(to: address).nodeCA
-                    .issueNodeCertificate(request, options: callOptions(timeout: .seconds(10)))
-            } catch {
-                lastError = error
-            }
+        let issued = try await firstManagerAnswering(managers) { address in
+            try await state.connections.connection(to: address).nodeCA
+                .issueNodeCertificate(request, options: callOptions(timeout: .seconds(10)))
         }
-        guard let issued else { throw lastError }
         guard let der = issued.certificateChain.first.map(Array.init) else { throw APIError(.unavailable, "the CA returned no certificate") }
         let identity = try state.roots.identity(of: try Certificate(derEncoded: der))
         guard identity.nodeID == state.membership.nodeID, identity.clusterID == state.membership.clusterID else {
@@ -67,6 +60,15 @@ extension Daemon {
         try files.replaceCredentials(key: try key.der, certificate: der)
         try await use(TLSCredentials(certificateChain: [der], privateKey: try key.der))
         logger.info("certificate renewed", metadata: ["role": "\(identity.role.rawValue)"])
+    }
+
+    /// `call` on each of `managers` in turn until one answers; the last failure when none does.
+    func firstManagerAnswering<T: Sendable>(_ managers: [String], _ call: (String) async throws -> T) async throws -> T {
+        var lastError: Error = APIError(.unavailable, "no manager is known to this node")
+        for address in managers {
+            do { return try await call(address) } catch { lastError = error }
+        }
+        throw lastError
     }
 
     /// Presents `credentials` from now on: at the listener's next handshakes, and on new

@@ -233,9 +233,7 @@ public actor Daemon {
             let network = try NodeNetwork(
                 nodeID: membership.nodeID, underlay: underlay, keys: keys, flowTracking: configuration.flowTracking,
                 ingressDirectory: files.ingressDirectory, gossipDirectory: files.gossipDirectory, logger: logger)
-            var seeds = membership.managers.compactMap { try? HostPort(parsing: $0, defaultPort: 2377).host }
-            if membership.isManager { seeds.removeAll { $0 == host } }
-            await network.run(joining: seeds)
+            await network.run(joining: Self.gossipHosts(of: membership.managers))
             await worker.use(network)
             joined?.network = network
             if let node = joined?.node { await network.useIngress(of: node) }
@@ -274,12 +272,18 @@ public actor Daemon {
         joined?.tasks.append(Task { await session.run() })
     }
 
+    /// The hosts of the managers' 2377 addresses: where a node's gossip joins (its own address
+    /// among them is left out by the data plane).
+    private static func gossipHosts(of managers: [String]) -> [String] {
+        managers.compactMap { try? HostPort(parsing: $0, defaultPort: 2377).host }
+    }
+
     private func remember(managers: [String]) {
         guard var state = joined, state.membership.managers != managers else { return }
         state.membership.managers = managers
         joined = state
         if let network = state.network {
-            let hosts = managers.compactMap { try? HostPort(parsing: $0, defaultPort: 2377).host }
+            let hosts = Self.gossipHosts(of: managers)
             Task { await network.join(hosts) }
         }
         do { try files.save(state.membership) } catch {

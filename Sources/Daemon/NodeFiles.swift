@@ -133,13 +133,22 @@ public struct NodeFiles: Sendable {
         try DurableFile.writeAtomically(try JSONEncoder().encode(keys.map { Data($0) }), to: gossipKeysPath, mode: 0o600)
     }
 
-    /// Forgets the membership and everything under it (`swarm leave`).
+    /// Forgets the membership and everything under it (`swarm leave`), the gossip member's
+    /// own state included (a node that joins another swarm starts with no networks).
     public func removeAll() throws {
         for path in [statePath, keyPath, certificatePath, rootPath, gossipKeysPath] { try DurableFile.remove(path) }
-        if FileManager.default.fileExists(atPath: raftDirectory) {
-            do { try FileManager.default.removeItem(atPath: raftDirectory) } catch {
-                throw DurableFileError("remove", raftDirectory, errno: 0, detail: "\(error)")
-            }
+        try removeDirectory(raftDirectory)
+        try removeDirectory(gossipDirectory)
+    }
+
+    /// Removes the Raft member's log and snapshots (`swarm leave`, a demotion, a promotion that
+    /// joins anew).
+    public func removeRaftData() throws { try removeDirectory(raftDirectory) }
+
+    private func removeDirectory(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        do { try FileManager.default.removeItem(atPath: path) } catch {
+            throw DurableFileError("remove", path, errno: 0, detail: "\(error)")
         }
     }
 }

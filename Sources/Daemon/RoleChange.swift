@@ -40,29 +40,21 @@ extension Daemon {
 
     private func becomeManager() async throws {
         try await renewCertificate()
-        guard var state = joined, let leaf = state.credentials.current.certificateChain.first,
+        guard let state = joined, let leaf = state.credentials.current.certificateChain.first,
             try state.roots.identity(of: try Certificate(derEncoded: leaf)).role == .manager
         else { throw APIError(.unavailable, "the CA has not signed a manager certificate for this node yet") }
-        var lastError: Error = APIError(.unavailable, "no manager is known to this node")
-        var joinedRaft: Shoal_Api_JoinResponse?
-        for address in state.membership.managers where joinedRaft == nil {
-            do {
-                joinedRaft = try await joinRaft(
-                    at: address, advertise: state.membership.advertiseAddress, credentials: state.credentials.current, roots: state.roots)
-            } catch {
-                lastError = error
-            }
+        let joinedRaft = try await firstManagerAnswering(state.membership.managers) { address in
+            try await self.joinRaft(
+                at: address, advertise: state.membership.advertiseAddress, credentials: state.credentials.current, roots: state.roots)
         }
-        guard let joinedRaft else { throw lastError }
         var membership = state.membership
         membership.isManager = true
         membership.raftID = joinedRaft.raftID
         membership.raftPeers = Dictionary(joinedRaft.members.map { ($0.raftID, $0.addr) }, uniquingKeysWith: { a, _ in a })
-        try? FileManager.default.removeItem(atPath: files.raftDirectory)
+        try files.removeRaftData()
         let (manager, tasks) = try startManager(
             membership, raftID: joinedRaft.raftID, peers: membership.raftPeers, bootstrap: false, connections: state.connections,
             roots: state.roots)
-        state = joined ?? state
         try files.save(membership)
         joined?.membership = membership
         joined?.manager = manager
@@ -84,7 +76,7 @@ extension Daemon {
         membership.raftPeers = [:]
         try files.save(membership)
         joined?.membership = membership
-        try? FileManager.default.removeItem(atPath: files.raftDirectory)
+        try files.removeRaftData()
         try await renewCertificate()
     }
 }

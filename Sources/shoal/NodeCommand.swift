@@ -8,30 +8,6 @@ struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node", abstract: "Manage swarm nodes.", subcommands: [List.self, Inspect.self, Update.self, Promote.self, Demote.self, Remove.self])
 
-    /// Changes node `reference`'s spec as it is now: when the node changed between the read and
-    /// the write (its status, written by the managers), the change is made again on what it has
-    /// become (bounded: 3 tries).
-    static func updateSpec(
-        of reference: String, through connection: APIConnection, _ change: (inout Shoal_Api_NodeSpec) -> Void
-    ) async throws -> Shoal_Api_Node {
-        for attempt in 1...3 {
-            var get = Shoal_Api_GetNodeRequest()
-            get.nodeID = reference
-            let current = try await connection.control.getNode(get, options: cliCallOptions).node
-            var update = Shoal_Api_UpdateNodeRequest()
-            update.nodeID = current.id
-            update.nodeVersion = current.meta.version
-            update.spec = current.spec
-            change(&update.spec)
-            do {
-                return try await connection.control.updateNode(update, options: cliCallOptions).node
-            } catch where APIError(error).reason == .versionConflict && attempt < 3 {
-                continue
-            }
-        }
-        throw CLIFailure("node \(reference) kept changing while it was updated; retry")
-    }
-
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the nodes in the swarm.")
         @OptionGroup var daemon: DaemonAddress
@@ -120,7 +96,7 @@ struct NodeCommand: AsyncParsableCommand {
                 let availability = try self.availability.map(availabilityFlag)
                 let added = try KeyValueText.pairs(labelAdd, flag: "--label-add")
                 _ = try await daemon.call { connection in
-                    try await NodeCommand.updateSpec(of: node, through: connection) { spec in
+                    try await connection.changeNodeSpec(node, options: cliCallOptions) { spec in
                         if let availability { spec.availability = availability }
                         for (key, value) in added { spec.annotations.labels[key] = value }
                         for key in labelRm { spec.annotations.labels[key] = nil }
@@ -136,7 +112,7 @@ struct NodeCommand: AsyncParsableCommand {
         try await reportingFailures {
             for node in nodes {
                 _ = try await daemon.call { connection in
-                    try await NodeCommand.updateSpec(of: node, through: connection) { $0.desiredRole = role }
+                    try await connection.changeNodeSpec(node, options: cliCallOptions) { $0.desiredRole = role }
                 }
                 print(saying(node))
             }

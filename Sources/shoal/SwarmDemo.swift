@@ -77,9 +77,11 @@ enum SwarmDemo {
 
             // The leader's daemon: another manager takes over (when there are three), the node
             // goes Down and its tasks run elsewhere.
-            let leaderName = try step(["node", "ls", "--format", "json"], show: false).split(separator: "\n").compactMap { line in
-                (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-            }.first { $0["ManagerStatus"] as? String == "Leader" }?["Hostname"] as? String ?? lab.nodes[0].name
+            /// `node ls --format json`'s objects.
+            func nodeObjects(_ output: String) -> [[String: Any]] {
+                output.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+            }
+            let leaderName = nodeObjects(try step(["node", "ls", "--format", "json"], show: false)).first { $0["ManagerStatus"] as? String == "Leader" }?["Hostname"] as? String ?? lab.nodes[0].name
             let victimIndex = lab.nodes.firstIndex { $0.name == leaderName } ?? 0
             let victim = lab.nodes[victimIndex]
             print("\n== kill -9 the daemon of \(victim.name), the leader")
@@ -91,9 +93,7 @@ enum SwarmDemo {
                 print("export SHOAL_HOST=unix://\(LabSwarm.socket(lab, survivor))")
                 var elected: String?
                 for _ in 0..<100 where elected == nil {  // Bounded: 100 reads, 50 ms apart at most.
-                    let listed = poll(["node", "ls", "--format", "json"]).split(separator: "\n").compactMap { line in
-                        (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
-                    }
+                    let listed = nodeObjects(poll(["node", "ls", "--format", "json"]))
                     elected = listed.first { $0["ManagerStatus"] as? String == "Leader" && $0["Hostname"] as? String != victim.name }?["Hostname"] as? String
                     if elected == nil { try await Task.sleep(for: .milliseconds(50)) }
                 }

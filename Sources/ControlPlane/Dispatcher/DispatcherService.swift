@@ -207,15 +207,18 @@ struct DispatcherService: Shoal_Api_Dispatcher.SimpleServiceProtocol {
 
 extension Manager {
     /// While this manager runs: each heartbeat period, if it leads, writes Down every node
-    /// whose heartbeats stopped for three periods.
+    /// whose heartbeats stopped for three periods (Unknown after a leadership change), promotes
+    /// caught-up learners, and carries out promotions and demotions.
     func watchLiveness() async {
         while !liveness.isStopped && !Task.isCancelled {
+            var nodesRead: [Shoal_Api_Node]?
             let leads = await isLeader()
             liveness.leading(leads)
             var period = ClusterDefaults.heartbeatPeriod
             if leads, let cluster = try? await cluster() {
                 period = ClusterDefaults.heartbeatPeriod(of: cluster.spec)
                 if let nodes = try? await read({ store in store.nodes.sorted }) {
+                    nodesRead = nodes
                     let states = Dictionary(uniqueKeysWithValues: nodes.map { ($0.id, $0.status.state) })
                     let changes = liveness.statusChanges(states)
                     let marks = nodes.compactMap { node -> Shoal_Api_StoreAction? in
@@ -249,7 +252,7 @@ extension Manager {
             }
             if leads {
                 await promoteCaughtUpLearners()
-                await reconcileRoles()
+                if let nodes = nodesRead { await reconcileRoles(nodes) }
             }
             try? await Task.sleep(for: .seconds(min(max(period / 2, 0.05), 0.2)))
         }
